@@ -198,6 +198,10 @@ TFMDEF int tfm_gguf_arr_str(const tfm_gguf_kv *kv, uint64_t i, tfm_str *out);
 TFMDEF int tfm_gguf_arr_float(const tfm_gguf_kv *kv, uint64_t i, double *out);
 TFMDEF int tfm_gguf_arr_int(const tfm_gguf_kv *kv, uint64_t i, int64_t *out);
 
+/* ===================================================================== tokenizer (tfm_vocab) */
+/* >>tokenizer-api-begin (owned by the tokenizer section) */
+/* >>tokenizer-api-end */
+
 #ifdef __cplusplus
 }
 #endif
@@ -473,6 +477,10 @@ TFMDEF tfm_result tfm_dequantize_row(tfm_type type, const void *src, float *y, i
     }
     return TFM_OK;
 }
+
+/* ===================================================================== >>tokenizer */
+/* >>tokenizer-impl-begin */
+/* >>tokenizer-impl-end */
 
 #endif /* TFM__IMPLEMENTED */
 #endif /* TFM_IMPLEMENTATION */

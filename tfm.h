@@ -478,6 +478,421 @@ TFMDEF tfm_result tfm_dequantize_row(tfm_type type, const void *src, float *y, i
     return TFM_OK;
 }
 
+/* ===================================================================== >>gguf */
+
+typedef struct { const uint8_t *p; size_t n, at; int bad; } tfm__reader;
+
+static int tfm__rd_need(tfm__reader *r, size_t n) {
+    if (r->bad || n > r->n - r->at) { r->bad = 1; return 0; }
+    return 1;
+}
+static uint32_t tfm__rd_u32(tfm__reader *r) {
+    uint32_t v = 0;
+    if (tfm__rd_need(r, 4)) { memcpy(&v, r->p + r->at, 4); r->at += 4; }
+    return v;
+}
+static uint64_t tfm__rd_u64(tfm__reader *r) {
+    uint64_t v = 0;
+    if (tfm__rd_need(r, 8)) { memcpy(&v, r->p + r->at, 8); r->at += 8; }
+    return v;
+}
+static tfm_str tfm__rd_str(tfm__reader *r) {
+    tfm_str s = {NULL, 0};
+    uint64_t len = tfm__rd_u64(r);
+    if (r->bad || len > r->n - r->at) { r->bad = 1; return s; }
+    s.ptr = (const char *)(r->p + r->at);
+    s.len = (size_t)len;
+    r->at += (size_t)len;
+    return s;
+}
+
+static size_t tfm__gguf_scalar_size(uint32_t t) {
+    static const unsigned char sizes[TFM_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return t < TFM_GGUF_TYPE_COUNT ? sizes[t] : 0;
+}
+
+/* Skips one value of type t (arrays may nest a few levels). */
+static void tfm__rd_skip_value(tfm__reader *r, uint32_t t, int depth) {
+    if (t == TFM_GGUF_STRING) { tfm__rd_str(r); return; }
+    if (t == TFM_GGUF_ARRAY) {
+        uint32_t et = tfm__rd_u32(r);
+        uint64_t n = tfm__rd_u64(r), i;
+        size_t es = tfm__gguf_scalar_size(et);
+        if (r->bad || depth > 3 || et >= TFM_GGUF_TYPE_COUNT) { r->bad = 1; return; }
+        if (es) {
+            if (n > (r->n - r->at) / es) { r->bad = 1; return; }
+            r->at += (size_t)n * es;
+            return;
+        }
+        /* strings or nested arrays: every element holds at least 8 bytes */
+        if (n > (r->n - r->at) / 8) { r->bad = 1; return; }
+        for (i = 0; i < n && !r->bad; i++) tfm__rd_skip_value(r, et, depth + 1);
+        return;
+    }
+    if (!tfm__gguf_scalar_size(t)) { r->bad = 1; return; }
+    if (tfm__rd_need(r, tfm__gguf_scalar_size(t))) r->at += tfm__gguf_scalar_size(t);
+}
+
+static int tfm__str_eq(tfm_str a, const char *b) {
+    size_t n = strlen(b);
+    return a.len == n && memcmp(a.ptr, b, n) == 0;
+}
+
+/* Reads magic, version and counts; the counts are bounded by the file size so that the
+   index memory is never larger than a small multiple of the file. */
+static tfm_result tfm__gguf_header(const void *data, size_t size, uint32_t *version, uint64_t *n_tensors, uint64_t *n_kv, char *err, size_t errcap) {
+    tfm__reader r;
+    r.p = (const uint8_t *)data; r.n = size; r.at = 0; r.bad = 0;
+    if (!data) { tfm__set_error(err, errcap, "no data", NULL, 0); return TFM_ERR_ARG; }
+    if (size < 24) { tfm__set_error(err, errcap, "GGUF header truncated (file shorter than 24 bytes)", NULL, 0); return TFM_ERR_TRUNCATED; }
+    if (tfm__rd_u32(&r) != 0x46554747u) { tfm__set_error(err, errcap, "not a GGUF file (bad magic)", NULL, 0); return TFM_ERR_FORMAT; }
+    *version = tfm__rd_u32(&r);
+    if (*version != 2 && *version != 3) {
+        tfm__set_error(err, errcap, "unsupported GGUF version ", NULL, 0);
+        tfm__append_u64(err, errcap, *version);
+        return TFM_ERR_UNSUPPORTED;
+    }
+    *n_tensors = tfm__rd_u64(&r);
+    *n_kv = tfm__rd_u64(&r);
+    /* a key/value takes at least 13 bytes, a tensor description at least 32 */
+    if (*n_kv > size / 13 || *n_tensors > size / 32 || *n_kv * 13 + *n_tensors * 32 > size) {
+        tfm__set_error(err, errcap, "GGUF counts larger than the file (tensors ", NULL, 0);
+        tfm__append_u64(err, errcap, *n_tensors);
+        tfm__append(err, errcap, ", keys ", 7);
+        tfm__append_u64(err, errcap, *n_kv);
+        tfm__append(err, errcap, ")", 1);
+        return TFM_ERR_FORMAT;
+    }
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_gguf_heap_size(const void *data, size_t size, size_t *bytes) {
+    uint32_t version;
+    uint64_t nt, nkv;
+    char err[8];
+    tfm_result rc;
+    if (!bytes) return TFM_ERR_ARG;
+    rc = tfm__gguf_header(data, size, &version, &nt, &nkv, err, sizeof err);
+    if (rc != TFM_OK) return rc;
+    *bytes = (size_t)nkv * sizeof(tfm_gguf_kv) + (size_t)nt * sizeof(tfm_gguf_tensor) + 64;
+    return TFM_OK;
+}
+
+static tfm_result tfm__gguf_fail(tfm_gguf *g, tfm_result rc, const char *what, tfm_str name) {
+    tfm__set_error(g->error, sizeof g->error, what, name.ptr, name.len);
+    return rc;
+}
+
+static tfm_result tfm__gguf_read_kv(tfm_gguf *g, tfm__reader *r) {
+    size_t i;
+    for (i = 0; i < g->n_kv; i++) {
+        tfm_gguf_kv *kv = &g->kv[i];
+        kv->key = tfm__rd_str(r);
+        kv->type = (tfm_gguf_type)tfm__rd_u32(r);
+        if (r->bad) return tfm__gguf_fail(g, TFM_ERR_TRUNCATED, "GGUF truncated in metadata key ", kv->key);
+        if ((uint32_t)kv->type >= TFM_GGUF_TYPE_COUNT) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "unknown metadata value type for key ", kv->key);
+        kv->arr_type = kv->type;
+        kv->arr_n = 0;
+        if (kv->type == TFM_GGUF_ARRAY) {
+            size_t at = r->at;
+            kv->arr_type = (tfm_gguf_type)tfm__rd_u32(r);
+            kv->arr_n = tfm__rd_u64(r);
+            kv->value = r->p + r->at;
+            r->at = at;
+        } else {
+            kv->value = r->p + r->at;
+        }
+        tfm__rd_skip_value(r, (uint32_t)kv->type, 0);
+        if (r->bad) return tfm__gguf_fail(g, r->at >= r->n ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, "GGUF metadata value malformed or truncated: ", kv->key);
+        if (tfm__str_eq(kv->key, "general.alignment")) {
+            uint32_t a;
+            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", kv->key);
+            memcpy(&a, kv->value, 4);
+            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", kv->key);
+            g->alignment = a;
+        }
+    }
+    return TFM_OK;
+}
+
+static tfm_result tfm__gguf_read_tensor_info(tfm_gguf *g, tfm__reader *r) {
+    size_t i;
+    uint32_t d;
+    for (i = 0; i < g->n_tensors; i++) {
+        tfm_gguf_tensor *t = &g->tensors[i];
+        uint32_t type;
+        uint64_t rows = 1;
+        t->name = tfm__rd_str(r);
+        t->t.n_dims = (int32_t)tfm__rd_u32(r);
+        if (r->bad) return tfm__gguf_fail(g, TFM_ERR_TRUNCATED, "GGUF truncated in tensor info ", t->name);
+        if (t->t.n_dims < 1 || t->t.n_dims > 4) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "tensor has 0 or more than 4 dimensions: ", t->name);
+        for (d = 0; d < 4; d++) t->t.ne[d] = 1;
+        for (d = 0; d < (uint32_t)t->t.n_dims; d++) {
+            uint64_t ne = tfm__rd_u64(r);
+            if (ne == 0 || ne > (uint64_t)INT64_MAX / 2) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "tensor dimension zero or too large: ", t->name);
+            t->t.ne[d] = (int64_t)ne;
+            if (d > 0) {
+                if (rows > (uint64_t)INT64_MAX / ne) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "tensor element count overflows: ", t->name);
+                rows *= ne;
+            }
+        }
+        type = tfm__rd_u32(r);
+        t->offset = tfm__rd_u64(r);
+        if (r->bad) return tfm__gguf_fail(g, TFM_ERR_TRUNCATED, "GGUF truncated in tensor info ", t->name);
+        t->t.type = (tfm_type)type;
+        t->t.data = NULL;
+        t->nbytes = 0;
+        {
+            size_t row = tfm_type_row_size((tfm_type)type, t->t.ne[0]);
+            /* unknown types stay in the index without data; the model names them if used */
+            if (row && rows <= SIZE_MAX / row) t->nbytes = row * (size_t)rows;
+            else if (row) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "tensor byte size overflows: ", t->name);
+            else if (type == TFM_TYPE_Q8_0 || type == TFM_TYPE_Q4_0) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "quantized tensor row length not a multiple of 32: ", t->name);
+        }
+    }
+    return TFM_OK;
+}
+
+/* Places every tensor inside the data section, checking alignment and bounds. */
+static tfm_result tfm__gguf_place_tensors(tfm_gguf *g) {
+    size_t i;
+    if (g->data_offset > g->size) {
+        tfm_str none = {"", 0};
+        return tfm__gguf_fail(g, TFM_ERR_TRUNCATED, "GGUF truncated before the tensor data section", none);
+    }
+    for (i = 0; i < g->n_tensors; i++) {
+        tfm_gguf_tensor *t = &g->tensors[i];
+        size_t room = g->size - g->data_offset;
+        if (t->offset % g->alignment) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "tensor data offset not aligned: ", t->name);
+        if (t->offset > room || t->nbytes > room - t->offset) return tfm__gguf_fail(g, TFM_ERR_TRUNCATED, "tensor data past the end of the file: ", t->name);
+        if (t->nbytes) t->t.data = g->data + g->data_offset + t->offset;
+    }
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_gguf_init_preallocated(tfm_gguf *g, const void *data, size_t size, void *heap, size_t heap_size) {
+    uint64_t nt, nkv;
+    size_t need;
+    tfm__reader r;
+    tfm_result rc;
+    if (!g) return TFM_ERR_ARG;
+    memset(g, 0, sizeof *g);
+    rc = tfm__gguf_header(data, size, &g->version, &nt, &nkv, g->error, sizeof g->error);
+    if (rc != TFM_OK) return rc;
+    tfm_gguf_heap_size(data, size, &need);
+    if (!heap || heap_size < need) { tfm__set_error(g->error, sizeof g->error, "GGUF index heap too small", NULL, 0); return TFM_ERR_BUFFER; }
+    g->data = (const uint8_t *)data;
+    g->size = size;
+    g->alignment = 32;
+    g->n_kv = (size_t)nkv;
+    g->n_tensors = (size_t)nt;
+    g->kv = (tfm_gguf_kv *)tfm__align_up((size_t)heap, 16);
+    g->tensors = (tfm_gguf_tensor *)(void *)(g->kv + g->n_kv);
+    r.p = g->data; r.n = size; r.at = 24; r.bad = 0;
+    if ((rc = tfm__gguf_read_kv(g, &r)) != TFM_OK) return rc;
+    if ((rc = tfm__gguf_read_tensor_info(g, &r)) != TFM_OK) return rc;
+    g->data_offset = tfm__align_up(r.at, g->alignment);
+    if (g->n_tensors == 0) g->data_offset = r.at;
+    return tfm__gguf_place_tensors(g);
+}
+
+TFMDEF tfm_result tfm_gguf_init(tfm_gguf *g, const void *data, size_t size) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!g) return TFM_ERR_ARG;
+    memset(g, 0, sizeof *g);
+    rc = tfm_gguf_heap_size(data, size, &need);
+    if (rc != TFM_OK) return tfm_gguf_init_preallocated(g, data, size, NULL, 0); /* fills error */
+    heap = TFM_MALLOC(need);
+    if (!heap) { tfm__set_error(g->error, sizeof g->error, "out of memory for the GGUF index", NULL, 0); return TFM_ERR_NOMEM; }
+    rc = tfm_gguf_init_preallocated(g, data, size, heap, need);
+    if (rc != TFM_OK) TFM_FREE(heap); /* a failed init leaves nothing to free */
+    else g->heap_ = heap;
+    return rc;
+}
+
+TFMDEF const tfm_gguf_kv *tfm_gguf_find(const tfm_gguf *g, const char *key) {
+    size_t i;
+    if (!g || !key || !g->kv) return NULL;
+    for (i = 0; i < g->n_kv; i++)
+        if (tfm__str_eq(g->kv[i].key, key)) return &g->kv[i];
+    return NULL;
+}
+
+TFMDEF const tfm_gguf_tensor *tfm_gguf_find_tensor(const tfm_gguf *g, const char *name) {
+    size_t i;
+    if (!g || !name || !g->tensors) return NULL;
+    for (i = 0; i < g->n_tensors; i++)
+        if (tfm__str_eq(g->tensors[i].name, name)) return &g->tensors[i];
+    return NULL;
+}
+
+/* Reads a scalar of GGUF type t at p as int64 (integers and bools) or double. */
+static int tfm__gguf_scalar_int(uint32_t t, const uint8_t *p, int64_t *out) {
+    switch (t) {
+    case TFM_GGUF_U8: case TFM_GGUF_BOOL: *out = p[0]; return 1;
+    case TFM_GGUF_I8: *out = (int8_t)p[0]; return 1;
+    case TFM_GGUF_U16: { uint16_t v; memcpy(&v, p, 2); *out = v; return 1; }
+    case TFM_GGUF_I16: { int16_t v; memcpy(&v, p, 2); *out = v; return 1; }
+    case TFM_GGUF_U32: { uint32_t v; memcpy(&v, p, 4); *out = v; return 1; }
+    case TFM_GGUF_I32: { int32_t v; memcpy(&v, p, 4); *out = v; return 1; }
+    case TFM_GGUF_U64: { uint64_t v; memcpy(&v, p, 8); if (v > (uint64_t)INT64_MAX) return 0; *out = (int64_t)v; return 1; }
+    case TFM_GGUF_I64: { int64_t v; memcpy(&v, p, 8); *out = v; return 1; }
+    default: return 0;
+    }
+}
+
+static int tfm__gguf_scalar_float(uint32_t t, const uint8_t *p, double *out) {
+    int64_t i;
+    if (t == TFM_GGUF_F32) { float v; memcpy(&v, p, 4); *out = v; return 1; }
+    if (t == TFM_GGUF_F64) { double v; memcpy(&v, p, 8); *out = v; return 1; }
+    if (t != TFM_GGUF_BOOL && tfm__gguf_scalar_int(t, p, &i)) { *out = (double)i; return 1; }
+    return 0;
+}
+
+TFMDEF int tfm_gguf_get_int(const tfm_gguf *g, const char *key, int64_t *out) {
+    const tfm_gguf_kv *kv = tfm_gguf_find(g, key);
+    return kv && out && kv->type != TFM_GGUF_BOOL && tfm__gguf_scalar_int(kv->type, kv->value, out);
+}
+
+TFMDEF int tfm_gguf_get_float(const tfm_gguf *g, const char *key, double *out) {
+    const tfm_gguf_kv *kv = tfm_gguf_find(g, key);
+    return kv && out && tfm__gguf_scalar_float(kv->type, kv->value, out);
+}
+
+TFMDEF int tfm_gguf_get_bool(const tfm_gguf *g, const char *key, int *out) {
+    const tfm_gguf_kv *kv = tfm_gguf_find(g, key);
+    if (!kv || !out || kv->type != TFM_GGUF_BOOL) return 0;
+    *out = kv->value[0] != 0;
+    return 1;
+}
+
+TFMDEF int tfm_gguf_get_str(const tfm_gguf *g, const char *key, tfm_str *out) {
+    const tfm_gguf_kv *kv = tfm_gguf_find(g, key);
+    uint64_t len;
+    if (!kv || !out || kv->type != TFM_GGUF_STRING) return 0;
+    memcpy(&len, kv->value, 8); /* checked against the buffer when the index was built */
+    out->ptr = (const char *)kv->value + 8;
+    out->len = (size_t)len;
+    return 1;
+}
+
+TFMDEF int tfm_gguf_arr_str(const tfm_gguf_kv *kv, uint64_t i, tfm_str *out) {
+    const uint8_t *p;
+    uint64_t k, len;
+    if (!kv || !out || kv->type != TFM_GGUF_ARRAY || kv->arr_type != TFM_GGUF_STRING || i >= kv->arr_n) return 0;
+    p = kv->value;
+    for (k = 0;; k++) {
+        memcpy(&len, p, 8);
+        if (k == i) break;
+        p += 8 + len;
+    }
+    out->ptr = (const char *)p + 8;
+    out->len = (size_t)len;
+    return 1;
+}
+
+TFMDEF int tfm_gguf_arr_float(const tfm_gguf_kv *kv, uint64_t i, double *out) {
+    size_t es;
+    if (!kv || !out || kv->type != TFM_GGUF_ARRAY || i >= kv->arr_n) return 0;
+    es = tfm__gguf_scalar_size(kv->arr_type);
+    return es && tfm__gguf_scalar_float(kv->arr_type, kv->value + (size_t)i * es, out);
+}
+
+TFMDEF int tfm_gguf_arr_int(const tfm_gguf_kv *kv, uint64_t i, int64_t *out) {
+    size_t es;
+    if (!kv || !out || kv->type != TFM_GGUF_ARRAY || i >= kv->arr_n) return 0;
+    es = tfm__gguf_scalar_size(kv->arr_type);
+    return es && kv->arr_type != TFM_GGUF_BOOL && tfm__gguf_scalar_int(kv->arr_type, kv->value + (size_t)i * es, out);
+}
+
+#ifndef TFM_NO_STDIO
+#if defined(__unix__) || defined(__APPLE__)
+#define TFM__HAVE_MMAP 1
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+#include <stdio.h>
+
+/* Maps (or, without mmap, reads) a whole file. */
+static tfm_result tfm__map_file(const char *path, void **map, size_t *size) {
+#ifdef TFM__HAVE_MMAP
+    struct stat st;
+    int fd = open(path, O_RDONLY);
+    void *p;
+    if (fd < 0) return TFM_ERR_IO;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) { close(fd); return st.st_size == 0 ? TFM_ERR_TRUNCATED : TFM_ERR_IO; }
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return TFM_ERR_IO;
+    *map = p;
+    *size = (size_t)st.st_size;
+    return TFM_OK;
+#else
+    FILE *f = fopen(path, "rb");
+    long n;
+    void *p;
+    if (!f) return TFM_ERR_IO;
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return TFM_ERR_IO; }
+    p = TFM_MALLOC(n ? (size_t)n : 1);
+    if (!p) { fclose(f); return TFM_ERR_NOMEM; }
+    if (fread(p, 1, (size_t)n, f) != (size_t)n) { fclose(f); TFM_FREE(p); return TFM_ERR_IO; }
+    fclose(f);
+    *map = p;
+    *size = (size_t)n;
+    return n ? TFM_OK : TFM_ERR_TRUNCATED;
+#endif
+}
+
+static void tfm__unmap_file(void *map, size_t size) {
+#ifdef TFM__HAVE_MMAP
+    if (map) munmap(map, size);
+#else
+    (void)size;
+    TFM_FREE(map);
+#endif
+}
+
+TFMDEF tfm_result tfm_gguf_open(tfm_gguf *g, const char *path) {
+    void *map = NULL;
+    size_t size = 0;
+    tfm_result rc;
+    if (!g) return TFM_ERR_ARG;
+    memset(g, 0, sizeof *g);
+    if (!path) { tfm__set_error(g->error, sizeof g->error, "no path given", NULL, 0); return TFM_ERR_ARG; }
+    rc = tfm__map_file(path, &map, &size);
+    if (rc != TFM_OK) {
+        tfm__set_error(g->error, sizeof g->error, rc == TFM_ERR_TRUNCATED ? "empty file: " : "cannot open or read ", path, strlen(path));
+        return rc;
+    }
+    rc = tfm_gguf_init(g, map, size);
+    if (rc != TFM_OK) {
+        char detail[sizeof g->error];
+        memcpy(detail, g->error, sizeof detail);
+        tfm__unmap_file(map, size);
+        tfm__set_error(g->error, sizeof g->error, path, NULL, 0);
+        tfm__append(g->error, sizeof g->error, ": ", 2);
+        tfm__append(g->error, sizeof g->error, detail, sizeof detail);
+        return rc;
+    }
+    g->map_ = map;
+    g->map_size_ = size;
+    return rc;
+}
+#endif /* TFM_NO_STDIO */
+
+TFMDEF void tfm_gguf_free(tfm_gguf *g) {
+    if (!g) return;
+    if (g->heap_) TFM_FREE(g->heap_);
+#ifndef TFM_NO_STDIO
+    if (g->map_) tfm__unmap_file(g->map_, g->map_size_);
+#endif
+    memset(g, 0, sizeof *g);
+}
+
 /* ===================================================================== >>tokenizer */
 /* >>tokenizer-impl-begin */
 /* >>tokenizer-impl-end */

@@ -406,6 +406,10 @@ TFMDEF int32_t tfm_argmax(const float *x, int32_t n);
 /* log softmax of logits [n] into out [n] (out may equal logits). */
 TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n);
 
+/* ===================================================================== search (beam search) */
+/* >>search-api-begin */
+/* >>search-api-end */
+
 #ifdef __cplusplus
 }
 #endif
@@ -2087,6 +2091,10 @@ TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *hi
     }
     return s->idx[n - 1];
 }
+
+/* ===================================================================== >>search */
+/* >>search-impl-begin */
+/* >>search-impl-end */
 
 #endif /* TFM__IMPLEMENTED */
 #endif /* TFM_IMPLEMENTATION */

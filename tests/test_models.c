@@ -96,6 +96,10 @@ int main(void) {
          "../shared/ref/llama-q/q8_0.hello.llamacpp.logits.txt", 1e-3, 64},
         {"../shared/models/llama-q/llama-tiny-random.q4_0.gguf", "../shared/ref/llama-q/q4_0.hello.llamacpp.tokens.txt",
          "../shared/ref/llama-q/q4_0.hello.llamacpp.logits.txt", 1e-3, 64},
+        {"../shared/models/gpt2-A/gpt2-tiny-random-A.f32.gguf", "../shared/ref/gpt2-A/A.hello.hf424-float64.tokens.txt",
+         "../shared/ref/gpt2-A/A.hello.hf424-float64.logits.txt", 1e-4, 128},
+        {"../shared/models/gpt2-A/gpt2-tiny-random-A.f32.gguf", "../shared/ref/gpt2-A/A.once.hf424-float64.tokens.txt",
+         "../shared/ref/gpt2-A/A.once.hf424-float64.logits.txt", 1e-4, 128},
     };
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {

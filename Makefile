@@ -38,6 +38,7 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 	@set -e; for t in $(TESTS:$(B)/test_%=$(B)/san_%); do echo "== $$t (ASan+UBSan)"; $$t; done
 	@bash tests/test_build.sh
+	@bash tests/fuzz_gguf.sh 10
 	@echo "make test: all passed"
 
 clean:

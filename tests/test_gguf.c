@@ -315,7 +315,17 @@ static void test_bad_arguments(void) {
     free(b.p);
 }
 
-int main(void) {
+/* Leaves the valid tiny file as a seed for the libFuzzer target (tests/fuzz_gguf.c). */
+static void write_fuzz_seed(const char *path) {
+    opts o = defaults();
+    buf b = build(&o);
+    FILE *f = fopen(path, "wb");
+    if (f) { fwrite(b.p, 1, b.n, f); fclose(f); }
+    free(b.p);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) write_fuzz_seed(argv[1]);
     test_broken_files();
     test_every_truncation();
     test_mutations();

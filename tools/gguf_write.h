@@ -102,6 +102,37 @@ static inline int gw_raw(gw_writer *w, const char *key, uint32_t type, const voi
     gw__key(w, key, type); gw__put(w, value, n); return -w->failed;
 }
 
+/* Size of a GGUF scalar type, 0 for strings, arrays and unknown types. */
+static inline size_t gw_scalar_size(uint32_t type) {
+    static const unsigned char sizes[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return type < 13 ? sizes[type] : 0;
+}
+
+/* Copies a key/value read by tfm.h's GGUF reader (which checked its bounds) under the same or
+   another name. Arrays of arrays are refused. */
+static inline int gw_copy_kv(gw_writer *w, const char *key, const tfm_gguf_kv *kv) {
+    const unsigned char *p = kv->value;
+    uint64_t i, len;
+    if (kv->type == TFM_GGUF_STRING) {
+        memcpy(&len, p, 8);
+        return gw_raw(w, key, GW_STRING, p, 8 + (size_t)len);
+    }
+    if (kv->type != TFM_GGUF_ARRAY) {
+        if (!gw_scalar_size(kv->type)) return gw__fail(w, "cannot copy key of unknown type", key);
+        return gw_raw(w, key, kv->type, p, gw_scalar_size(kv->type));
+    }
+    if (kv->arr_type == TFM_GGUF_ARRAY || (kv->arr_type != TFM_GGUF_STRING && !gw_scalar_size(kv->arr_type)))
+        return gw__fail(w, "cannot copy array of arrays or of unknown type", key);
+    gw__key(w, key, GW_ARRAY); gw__u32(w, kv->arr_type); gw__u64(w, kv->arr_n);
+    if (kv->arr_type != TFM_GGUF_STRING) { gw__put(w, p, (size_t)kv->arr_n * gw_scalar_size(kv->arr_type)); return -w->failed; }
+    for (i = 0; i < kv->arr_n; i++) {
+        memcpy(&len, p, 8);
+        gw__put(w, p, 8 + (size_t)len);
+        p += 8 + len;
+    }
+    return -w->failed;
+}
+
 static inline gw_tensor_desc *gw__add_tensor(gw_writer *w, const char *name, int type, uint32_t n_dims, const int64_t *ne) {
     gw_tensor_desc *t;
     uint32_t i;

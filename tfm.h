@@ -508,8 +508,10 @@ static size_t tfm__align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 typedef struct { unsigned char *base; size_t used, cap; } tfm__arena;
 
 static void *tfm__arena_take(tfm__arena *a, size_t bytes) {
-    size_t start = tfm__align_up(a->used, 64);
+    size_t start;
     void *p;
+    if (a->used == SIZE_MAX) return NULL; /* an earlier piece overflowed: so does the whole (align_up would wrap to 0) */
+    start = tfm__align_up(a->used, 64);
     if (bytes > SIZE_MAX - start - 64) { a->used = SIZE_MAX; return NULL; }
     a->used = start + bytes;
     if (!a->base || a->used > a->cap) return NULL;
@@ -775,6 +777,9 @@ TFMDEF tfm_result tfm_gguf_heap_size(const void *data, size_t size, size_t *byte
     if (!bytes) return TFM_ERR_ARG;
     rc = tfm__gguf_header(data, size, &version, &nt, &nkv, err, sizeof err);
     if (rc != TFM_OK) return rc;
+    /* the counts are bounded by the file size, but with a 32-bit size_t the index can still
+       be larger than the address space */
+    if (nkv > (SIZE_MAX / 2) / sizeof(tfm_gguf_kv) || nt > (SIZE_MAX / 2) / sizeof(tfm_gguf_tensor)) return TFM_ERR_NOMEM;
     *bytes = (size_t)nkv * sizeof(tfm_gguf_kv) + (size_t)nt * sizeof(tfm_gguf_tensor) + 64;
     return TFM_OK;
 }
@@ -881,7 +886,7 @@ TFMDEF tfm_result tfm_gguf_init_preallocated(tfm_gguf *g, const void *data, size
     memset(g, 0, sizeof *g);
     rc = tfm__gguf_header(data, size, &g->version, &nt, &nkv, g->error, sizeof g->error);
     if (rc != TFM_OK) return rc;
-    tfm_gguf_heap_size(data, size, &need);
+    if (tfm_gguf_heap_size(data, size, &need) != TFM_OK) { tfm__set_error(g->error, sizeof g->error, "GGUF index larger than the address space", NULL, 0); return TFM_ERR_NOMEM; }
     if (!heap || heap_size < need) { tfm__set_error(g->error, sizeof g->error, "GGUF index heap too small", NULL, 0); return TFM_ERR_BUFFER; }
     g->data = (const uint8_t *)data;
     g->size = size;

@@ -43,3 +43,48 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
 
 clean:
 	rm -rf $(B)
+
+# ===================================================================== firmware (examples/firmware)
+# `make firmware`: tfm.h bare-metal on QEMU's mps2-an386 (Cortex-M4F), built with arm-none-eabi-gcc
+# and newlib; the model (re-encoded as Q8_0) is linked into flash by tools/gguf-to-c. Also builds
+# the same main.c for the host, to compare outputs (tests/test_firmware.sh). `make firmware-run`
+# runs it under QEMU, counting instructions (-icount shift=0: 1 ns of virtual time each).
+FW_CC         ?= arm-none-eabi-gcc
+FW_MODEL      ?= $(if $(wildcard $(MODEL)),$(MODEL),../shared/models/stories260K.gguf)
+FW_PROMPT_IDS ?= 1 403 407 261 378
+FW_N_GEN      ?= 48
+FW_BUDGET     ?= 16
+FW_ALPHA      ?= 0.5
+FW_POOL       ?= 98304
+FW_DIR        ?= $(B)/firmware
+FW_ARCH       := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
+FW_DEFS        = -DFW_N_GEN=$(FW_N_GEN) -DFW_BUDGET=$(FW_BUDGET) -DFW_ALPHA=$(FW_ALPHA)f -DFW_POOL_BYTES=$(FW_POOL)
+FW_SRC        := examples/firmware/main.c examples/firmware/board.h
+FW_QEMU       := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial stdio \
+                 -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off
+
+.PHONY: firmware firmware-run FORCE
+firmware: $(FW_DIR)/firmware.elf $(FW_DIR)/host
+
+# rebuild when a setting changes
+$(FW_DIR)/settings: FORCE
+	@mkdir -p $(FW_DIR)
+	@echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC)' > $@
+
+# the model as an .incbin of the Q8_0 GGUF (assembles in no time; `gguf-to-c` without --asm
+# writes a C array instead)
+$(FW_DIR)/model.S: $(FW_MODEL) $(B)/gguf-to-c $(FW_DIR)/settings
+	$(B)/gguf-to-c --q8_0 --asm --prompt-ids "$(FW_PROMPT_IDS)" --gguf-out $(FW_DIR)/model.gguf $(FW_MODEL) $@
+
+$(FW_DIR)/firmware.elf: $(FW_DIR)/model.S $(FW_SRC) examples/firmware/startup.c examples/firmware/board_mps2.c examples/firmware/mps2-an386.ld tfm.h
+	$(FW_CC) $(FW_ARCH) -O2 $(WARN) -ffunction-sections -fdata-sections -I. -Iexamples/firmware $(FW_DEFS) \
+	    examples/firmware/startup.c examples/firmware/board_mps2.c examples/firmware/main.c $(FW_DIR)/model.S \
+	    -T examples/firmware/mps2-an386.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections \
+	    -Wl,-Map=$(FW_DIR)/firmware.map -o $@ -lm
+	arm-none-eabi-size $@
+
+$(FW_DIR)/host: $(FW_DIR)/model.S $(FW_SRC) examples/firmware/board_host.c tfm.h
+	$(CC) -O2 $(WARN) -I. -Iexamples/firmware $(FW_DEFS) examples/firmware/main.c examples/firmware/board_host.c $(FW_DIR)/model.S -o $@ -lm
+
+firmware-run: $(FW_DIR)/firmware.elf
+	timeout 120 $(FW_QEMU) -kernel $<

@@ -1,0 +1,99 @@
+#!/bin/bash
+# The firmware (examples/firmware) under QEMU's emulated Cortex-M4 against the host:
+#   1. `make firmware` builds it; it runs on mps2-an386 and exits cleanly within a timeout;
+#   2. its greedy ids equal those of the same main.c built for this host, and its logits agree to
+#      the 4 decimals it prints (different compiler, 32-bit target, newlib's libm);
+#   3. with a budget no smaller than the context (nothing evicted), its ids equal those of
+#      examples/run (another program) on the same Q8_0 model, prompt and length; with the small
+#      A2SF budget too, once examples/run has the --kv flags;
+#   4. it made no TFM_MALLOC/TFM_FREE call at all, the A2SF cache stays at its budget, and the
+#      instruction counter (-icount) reads a known 10,000,000-instruction loop exactly.
+# Prints "SKIP: ..." and passes when the ARM toolchain, newlib or QEMU is not installed.
+set -u
+cd "$(dirname "$0")/.."
+for tool in arm-none-eabi-gcc qemu-system-arm; do
+    command -v $tool >/dev/null || { echo "SKIP: $tool missing (firmware test)"; exit 0; }
+done
+case "$(arm-none-eabi-gcc -print-file-name=libc_nano.a)" in
+    /*) ;;
+    *) echo "SKIP: newlib for arm-none-eabi missing (firmware test)"; exit 0 ;;
+esac
+MODEL=${MODEL:-models/tfm-kjv.gguf}
+[ -f "$MODEL" ] || { echo "SKIP: $MODEL missing (firmware uses ../shared/models/stories260K.gguf)"; MODEL=../shared/models/stories260K.gguf; }
+[ -f "$MODEL" ] || { echo "SKIP: $MODEL missing (firmware test)"; exit 0; }
+
+fail=0
+ok() { echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fail=1; }
+
+# The lines that must agree: "step N id X logit L" (without the instruction counts) and the ids.
+steps() { sed -n 's/^\(step [0-9]* id [0-9-]* logit [0-9.-]*\).*/\1/p' "$1"; }
+ids() { sed -n 's/^generated_ids([0-9]*): *//p' "$1"; }
+
+# Same ids, logits within 2e-4 (both round to 4 decimals), step by step.
+compare_steps() { # fw.txt host.txt
+    paste -d'|' <(steps "$1") <(steps "$2") | awk -F'|' '
+        { split($1, a, " "); split($2, b, " "); n++
+          if (a[4] != b[4]) { printf "step %s: id %s vs %s\n", a[2], a[4], b[4]; bad = 1; exit }
+          d = a[6] - b[6]; if (d < 0) d = -d; if (d > worst) worst = d
+          if (d > 0.0002) { printf "step %s: logit %s vs %s\n", a[2], a[6], b[6]; bad = 1; exit } }
+        END { if (!bad) printf "%d steps, largest logit difference %.4f\n", n, worst; exit bad }'
+}
+
+# run_variant NAME DIR make-settings...: builds, runs under QEMU and on the host, compares.
+run_variant() {
+    local name=$1 dir=$2; shift 2
+    local log=$dir/make.log
+    mkdir -p "$dir"
+    if ! make -s firmware FW_DIR="$dir" FW_MODEL="$MODEL" "$@" > "$log" 2>&1; then
+        bad "$name: make firmware"; tail -20 "$log"; return 1
+    fi
+    timeout 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial stdio \
+        -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+        -kernel "$dir/firmware.elf" > "$dir/fw.txt" 2>&1
+    local rc=$?
+    [ $rc = 0 ] && grep -q '^done$' "$dir/fw.txt" || { bad "$name: firmware exited with $rc"; tail -5 "$dir/fw.txt"; return 1; }
+    "$dir/host" > "$dir/host.txt" 2>&1 || { bad "$name: host build of main.c failed"; tail -5 "$dir/host.txt"; return 1; }
+    local n; n=$(ids "$dir/fw.txt" | wc -w)
+    [ "$n" -gt 0 ] || { bad "$name: no generated ids"; return 1; }
+    if [ "$(ids "$dir/fw.txt")" = "$(ids "$dir/host.txt")" ]; then ok "$name: firmware = host build, $n greedy ids"; else
+        bad "$name: greedy ids differ"; echo "  firmware: $(ids "$dir/fw.txt")"; echo "  host:     $(ids "$dir/host.txt")"; fi
+    local cmp; if cmp=$(compare_steps "$dir/fw.txt" "$dir/host.txt"); then ok "$name: $cmp"; else bad "$name: $cmp"; fi
+    grep -q '^alloc calls: at start-up 0, during generation 0$' "$dir/fw.txt" && ok "$name: no allocation" || bad "$name: $(grep '^alloc' "$dir/fw.txt")"
+    grep -q '^calibration: 10000000 instructions counted as 100000[0-9][0-9]$' "$dir/fw.txt" && ok "$name: $(grep '^calibration' "$dir/fw.txt")" \
+        || bad "$name: instruction count calibration: $(grep '^calibration' "$dir/fw.txt")"
+    grep '^decode insns per token' "$dir/fw.txt" | sed "s/^/  $name: /"
+}
+
+# examples/run on the same Q8_0 model: ids after the prompt (it prints the prompt ids first).
+compare_run() { # name dir extra-run-flags...
+    local name=$1 dir=$2; shift 2
+    local prompt n_prompt n out
+    prompt=$(sed -n 's/^prompt_ids([0-9]*): *//p' "$dir/fw.txt")
+    n_prompt=$(echo $prompt | wc -w)
+    n=$(grep -o 'FW_N_GEN=[0-9]*' "$dir/settings" | cut -d= -f2)
+    out=$(build/run -m "$dir/model.gguf" --prompt-ids "$prompt" -n "$n" --print-ids --threads 1 "$@" 2>/dev/null) \
+        || { bad "$name: examples/run failed"; return; }
+    out=$(echo $out | cut -d' ' -f$((n_prompt + 1))-)
+    if [ "$out" = "$(ids "$dir/fw.txt")" ]; then ok "$name: firmware = examples/run ($(echo $out | wc -w) ids)"; else
+        bad "$name: firmware and examples/run differ"; echo "  firmware: $(ids "$dir/fw.txt")"; echo "  run:      $out"; fi
+}
+
+BUDGET=16
+run_variant "A2SF budget $BUDGET" build/firmware FW_BUDGET=$BUDGET
+kept=$(sed -n 's/^kept positions per layer and KV head: //p' build/firmware/fw.txt)
+[ "$kept" = "$BUDGET" ] && ok "A2SF budget $BUDGET: $kept positions kept per layer and KV head" || bad "kept positions $kept, budget $BUDGET"
+run_variant "no eviction" build/firmware-full FW_BUDGET=100000 FW_POOL=262144
+
+if make -s build/run > /dev/null 2>&1; then
+    compare_run "no eviction" build/firmware-full
+    if build/run --help 2>&1 | grep -q -- '--kv-budget'; then
+        compare_run "A2SF budget $BUDGET" build/firmware --kv a2sf --kv-budget $BUDGET --kv-alpha 0.5
+    else
+        echo "SKIP: examples/run has no --kv-budget flag (A2SF firmware compared with the host build only)"
+    fi
+else
+    echo "SKIP: examples/run does not build (firmware compared with the host build only)"
+fi
+[ $fail = 0 ] && echo "test_firmware: all passed" || echo "test_firmware: FAILED"
+exit $fail

@@ -11,7 +11,7 @@ N        ?= 120
 
 EXAMPLES := $(B)/run $(B)/bench $(B)/kv_eval
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
-TESTS    := $(B)/test_models $(B)/test_gguf
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_noalloc
 
 .PHONY: all run test test-san bench model firmware clean
 all: $(EXAMPLES)
@@ -88,3 +88,9 @@ $(FW_DIR)/host: $(FW_DIR)/model.S $(FW_SRC) examples/firmware/board_host.c tfm.h
 
 firmware-run: $(FW_DIR)/firmware.elf
 	timeout 120 $(FW_QEMU) -kernel $<
+
+# the firmware test runs with `make test` (it prints SKIP when the ARM toolchain or QEMU is absent)
+.PHONY: test-firmware
+test: test-firmware
+test-firmware:
+	@bash tests/test_firmware.sh

@@ -63,6 +63,24 @@ run_variant() {
     grep -q '^calibration: 10000000 instructions counted as 100000[0-9][0-9]$' "$dir/fw.txt" && ok "$name: $(grep '^calibration' "$dir/fw.txt")" \
         || bad "$name: instruction count calibration: $(grep '^calibration' "$dir/fw.txt")"
     grep '^decode insns per token' "$dir/fw.txt" | sed "s/^/  $name: /"
+    # nothing in the image can allocate: no malloc (nor sbrk) was linked at all
+    if grep -qE '^ *(\.text\.)?(_?malloc|_malloc_r|_sbrk|_sbrk_r)( |$)' "$dir/firmware.map"; then bad "$name: malloc is linked into the firmware"; else ok "$name: no malloc linked"; fi
+    memory_use "$dir"
+}
+
+# Flash and RAM from the linker map: flash = .text (code, constants, the model) + .ARM.exidx +
+# the .data image; RAM = .data + .bss (the tfm.h pool) + .stack.
+memory_use() {
+    awk 'function hex(s,  i, v) { s = tolower(s); sub(/^0x/, "", s); v = 0
+                                 for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+                                 return v }
+         /^\.(text|ARM\.exidx|data|bss|stack) +0x/ { size[$1] = hex($3) }
+         /^ \.rodata\.tfm_model_gguf/ { want = 1; next }
+         want { model = hex($2); want = 0 }
+         END { printf "  memory: flash %d B (model section %d B), RAM %d B (.data %d, .bss %d, stack %d)\n",
+                      size[".text"] + size[".ARM.exidx"] + size[".data"], model,
+                      size[".data"] + size[".bss"] + size[".stack"], size[".data"], size[".bss"], size[".stack"] }' "$1/firmware.map"
+    sed -n 's/^gguf: /  tfm.h pool: gguf /p; s/^stack used: /  stack used: /p' "$1/fw.txt"
 }
 
 # examples/run on the same Q8_0 model: ids after the prompt (it prints the prompt ids first).
@@ -84,6 +102,16 @@ run_variant "A2SF budget $BUDGET" build/firmware FW_BUDGET=$BUDGET
 kept=$(sed -n 's/^kept positions per layer and KV head: //p' build/firmware/fw.txt)
 [ "$kept" = "$BUDGET" ] && ok "A2SF budget $BUDGET: $kept positions kept per layer and KV head" || bad "kept positions $kept, budget $BUDGET"
 run_variant "no eviction" build/firmware-full FW_BUDGET=100000 FW_POOL=262144
+
+# gguf-to-c's other output, a C array, holds the same bytes: the host program prints the same
+if build/gguf-to-c --q8_0 --prompt-ids "$(sed -n 's/^prompt_ids([0-9]*): *//p' build/firmware/fw.txt)" "$MODEL" build/firmware/model_array.c 2>/dev/null &&
+   ${CC:-cc} -O1 -std=c99 -Wall -Wextra -pedantic -I. -Iexamples/firmware $(grep -o -- '-DFW_[A-Z_]*=[^ |]*' build/firmware/settings) \
+       examples/firmware/main.c examples/firmware/board_host.c build/firmware/model_array.c -o build/firmware/host_array -lm &&
+   build/firmware/host_array > build/firmware/host_array.txt && cmp -s <(steps build/firmware/host_array.txt) <(steps build/firmware/host.txt); then
+    ok "gguf-to-c C array = .incbin object (same output on the host)"
+else
+    bad "gguf-to-c C array output differs from the .incbin one"
+fi
 
 if make -s build/run > /dev/null 2>&1; then
     compare_run "no eviction" build/firmware-full

@@ -57,7 +57,7 @@ FW_BUDGET     ?= 16
 FW_ALPHA      ?= 0.5
 FW_POOL       ?= 98304
 FW_DIR        ?= $(B)/firmware
-FW_ARCH       := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
+FW_ARCH       := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -fno-math-errno
 FW_DEFS        = -DFW_N_GEN=$(FW_N_GEN) -DFW_BUDGET=$(FW_BUDGET) -DFW_ALPHA=$(FW_ALPHA)f -DFW_POOL_BYTES=$(FW_POOL)
 FW_SRC        := examples/firmware/main.c examples/firmware/board.h
 FW_QEMU       := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial stdio \
@@ -69,7 +69,7 @@ firmware: $(FW_DIR)/firmware.elf $(FW_DIR)/host
 # rebuild when a setting changes
 $(FW_DIR)/settings: FORCE
 	@mkdir -p $(FW_DIR)
-	@echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC)' > $@
+	@echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH)' > $@
 
 # the model as an .incbin of the Q8_0 GGUF (assembles in no time; `gguf-to-c` without --asm
 # writes a C array instead)

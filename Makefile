@@ -57,6 +57,7 @@ FW_BUDGET     ?= 16
 FW_ALPHA      ?= 0.5
 FW_POOL       ?= 98304
 FW_DIR        ?= $(B)/firmware
+FW_OPT        ?= -O2
 FW_ARCH       := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -fno-math-errno
 FW_DEFS        = -DFW_N_GEN=$(FW_N_GEN) -DFW_BUDGET=$(FW_BUDGET) -DFW_ALPHA=$(FW_ALPHA)f -DFW_POOL_BYTES=$(FW_POOL)
 FW_SRC        := examples/firmware/main.c examples/firmware/board.h
@@ -69,7 +70,7 @@ firmware: $(FW_DIR)/firmware.elf $(FW_DIR)/host
 # rebuild when a setting changes
 $(FW_DIR)/settings: FORCE
 	@mkdir -p $(FW_DIR)
-	@echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH)' > $@
+	@echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH) $(FW_OPT)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH) $(FW_OPT)' > $@
 
 # the model as an .incbin of the Q8_0 GGUF (assembles in no time; `gguf-to-c` without --asm
 # writes a C array instead)
@@ -77,11 +78,11 @@ $(FW_DIR)/model.S: $(FW_MODEL) $(B)/gguf-to-c $(FW_DIR)/settings
 	$(B)/gguf-to-c --q8_0 --asm --prompt-ids "$(FW_PROMPT_IDS)" --gguf-out $(FW_DIR)/model.gguf $(FW_MODEL) $@
 
 $(FW_DIR)/firmware.elf: $(FW_DIR)/model.S $(FW_SRC) examples/firmware/startup.c examples/firmware/board_mps2.c examples/firmware/mps2-an386.ld tfm.h
-	$(FW_CC) $(FW_ARCH) -O2 $(WARN) -ffunction-sections -fdata-sections -I. -Iexamples/firmware $(FW_DEFS) \
+	$(FW_CC) $(FW_ARCH) $(FW_OPT) $(WARN) -ffunction-sections -fdata-sections -I. -Iexamples/firmware $(FW_DEFS) \
 	    examples/firmware/startup.c examples/firmware/board_mps2.c examples/firmware/main.c $(FW_DIR)/model.S \
 	    -T examples/firmware/mps2-an386.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections \
 	    -Wl,-Map=$(FW_DIR)/firmware.map -o $@ -lm
-	arm-none-eabi-size $@
+	$(FW_CC:gcc=size) $@
 
 $(FW_DIR)/host: $(FW_DIR)/model.S $(FW_SRC) examples/firmware/board_host.c tfm.h
 	$(CC) -O2 $(WARN) -I. -Iexamples/firmware $(FW_DEFS) examples/firmware/main.c examples/firmware/board_host.c $(FW_DIR)/model.S -o $@ -lm

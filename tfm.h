@@ -274,7 +274,9 @@ TFMDEF void tfm_vocab_free(tfm_vocab *v);                              /* frees 
    never. Writes up to cap ids to out (out may be NULL when cap is 0) and sets *n_out to the
    number of ids the whole text needs: TFM_ERR_BUFFER when that is more than cap. The _ex version
    uses the caller's work memory of at least tfm_tokenize_work_size(v, len) bytes (any alignment)
-   and never allocates; tfm_tokenize allocates and frees it with TFM_MALLOC / TFM_FREE. */
+   and never allocates; tfm_tokenize allocates and frees it with TFM_MALLOC / TFM_FREE.
+   tfm_tokenize_work_size returns 0 when len is over the limit (then tokenizing gives
+   TFM_ERR_ARG). Any number of threads may tokenize with one vocabulary at the same time. */
 TFMDEF size_t tfm_tokenize_work_size(const tfm_vocab *v, size_t len);
 TFMDEF tfm_result tfm_tokenize_ex(const tfm_vocab *v, const char *text, size_t len, int add_special,
                                   int32_t *out, size_t cap, size_t *n_out, void *work, size_t work_size);
@@ -1510,7 +1512,8 @@ static void tfm__vocab_scores_types(tfm_vocab *v, const tfm__vocab_src *s) {
 }
 
 /* Merge i is "left right" (split at the first space after the first byte): its parts and their
-   concatenation must be tokens, else it can never apply and is marked unusable. */
+   concatenation must be tokens, the result one that text may become, else the merge can never
+   apply and is marked unusable. */
 static void tfm__vocab_merges(tfm_vocab *v, const tfm__vocab_src *s) {
     const uint8_t *p;
     uint32_t mask = v->merge_hash_n_ - 1;
@@ -1531,7 +1534,7 @@ static void tfm__vocab_merges(tfm_vocab *v, const tfm__vocab_src *s) {
             b = tfm__lookup2(v, sp + 1, nb, "", 0, 0);
             c = tfm__lookup2(v, str, na, sp + 1, nb, 0);
         }
-        if (a < 0 || b < 0 || c < 0) a = b = c = -1;
+        if (a < 0 || b < 0 || c < 0 || !tfm__tok_mergeable(v, c)) a = b = c = -1;
         v->merge_[3 * i] = a; v->merge_[3 * i + 1] = b; v->merge_[3 * i + 2] = c;
         if (c >= 0 && tfm__merge_rank(v, a, b) < 0) { /* a repeated pair keeps its first rank */
             uint32_t h = tfm__pair_hash(a, b) & mask;

@@ -261,6 +261,7 @@ static void test_prompt_file(const tfm_vocab *v, const char *path, const char *p
         ng = encode(v, prompt, strlen(prompt), special, got, 64);
         CHECK(ids_equal(want, nw, got, ng), "%s: \"%s\" encodes differently", path, prompt);
         if (!ids_equal(want, nw, got, ng)) { print_ids("want", want, nw); print_ids("got ", got, ng); }
+        printf("  \"%s\" -> %d ids, %s %s\n", prompt, (int)ng, ids_equal(want, nw, got, ng) ? "equal to" : "DIFFERENT from", path);
     }
     if ((s = strstr((char *)b, "sequence(")) != NULL && strstr((char *)b, "\ntext: ")) {
         int32_t seq[256];
@@ -268,6 +269,7 @@ static void test_prompt_file(const tfm_vocab *v, const char *path, const char *p
         char *text = decode(v, seq, ns, &dl), *t = strstr((char *)b, "\ntext: ") + 7, *e = strchr(t, '\n');
         tl = e ? (size_t)(e - t) : strlen(t);
         CHECK(dl == tl && memcmp(text, t, tl) == 0, "%s: sequence decodes to \"%s\"", path, text);
+        printf("  %d ids decode to %d bytes, %s the text in that file\n", (int)ns, (int)dl, dl == tl && memcmp(text, t, tl) == 0 ? "equal to" : "DIFFERENT from");
         free(text);
     }
     free(b);
@@ -329,6 +331,9 @@ static void test_pretokenizers(void) {
         {"I've been 'told he's", "I|'ve| been| '|told| he|'s"},
         {"DON'T we'RE", "DON|'T| we|'RE"},                   /* (?i:...) */
         {"it'\xc5\xbf", "it|'\xc5\xbf"},                     /* long s case-folds to s */
+        /* contraction then letters: case-sensitive matching would give "'TIS" and "'\xc5\xbf" "a" */
+        {"'TIS 'Sam", "'T|IS| '|Sam"},
+        {"'\xc5\xbf" "a", "'\xc5\xbf|a"},
         {"12345678", "123|456|78"},                          /* \p{N}{1,3} */
         {"abc12345", "abc|123|45"},
         {" 123", " |123"},                                   /* no " ?" before numbers */
@@ -349,6 +354,7 @@ static void test_pretokenizers(void) {
         {"12345678", "1|2|3|4|5|6|7|8"},                     /* \p{N}: one digit */
         {"abc12345 67", "abc|1|2|3|4|5| |6|7"},
         {"I've DON'T", "I|'ve| DON|'T"},
+        {"WE'LLX", "WE|'LL|X"},
         {"hello  \n  world", "hello|  \n| | world"},
         {"(hello)", "(hello|)"},
         {"x?!\n\ny", "x|?!\n\n|y"},
@@ -417,7 +423,7 @@ static void test_toy_bpe(void) {
 /* SentencePiece: <unk> <s> </s>, <0x00>..<0xFF> at 3..258 (if with_bytes), then normal tokens. */
 static unsigned char *toy_spm(int with_bytes, size_t *n) {
     static char bytes[256][8];
-    static const char *extra[] = {"\xe2\x96\x81", "a", "b", "aa", "\xe2\x96\x81" "a", "ab", "<", "s", ">", "<s"};
+    static const char *extra[] = {"\xe2\x96\x81", "a", "b", "aa", ("\xe2\x96\x81" "a"), "ab", "<", "s", ">", "<s"};
     char *strs[280];
     float scores[280];
     int32_t types[280];

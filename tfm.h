@@ -1732,15 +1732,20 @@ typedef struct {
     int32_t prev, next;   /* neighbours in the list, -1 at the ends */
     int32_t id;           /* this symbol's token, -1 if it is none */
     int32_t pair;         /* token made by merging with next, -1 if none */
-    float prio;           /* that merge's priority: score (SentencePiece) or -rank (BPE) */
     int32_t hpos;         /* place in the heap, -1 when not queued */
     uint32_t start;       /* offset of the symbol's bytes in the text */
 } tfm__sym;
 
+/* A queued merge; the priority is kept here so that sifting stays inside the heap array. */
+typedef struct {
+    float prio;           /* score (SentencePiece) or -rank (BPE) */
+    int32_t sym;          /* left symbol of the pair */
+} tfm__qent;
+
 typedef struct {
     const tfm_vocab *v;
     tfm__sym *s;          /* [n_sym] */
-    int32_t *heap;        /* [n_heap] symbol indices, best merge first */
+    tfm__qent *heap;      /* [n_heap] queued merges, best first */
     int32_t n_heap;
     const char *text;     /* SentencePiece: the escaped text the symbols point into */
     size_t text_len;
@@ -1754,68 +1759,74 @@ static void tfm__emit(tfm__enc *e, int32_t id) {
 }
 
 /* Higher priority first, then the leftmost symbol. */
-static int tfm__heap_before(const tfm__sym *s, int32_t a, int32_t b) {
-    return s[a].prio > s[b].prio || (s[a].prio == s[b].prio && a < b);
+static int tfm__heap_before(tfm__qent a, tfm__qent b) {
+    return a.prio > b.prio || (a.prio == b.prio && a.sym < b.sym);
 }
 
-static void tfm__heap_set(tfm__enc *e, int32_t pos, int32_t sym) {
-    e->heap[pos] = sym;
-    e->s[sym].hpos = pos;
+static void tfm__heap_set(tfm__enc *e, int32_t pos, tfm__qent q) {
+    e->heap[pos] = q;
+    e->s[q.sym].hpos = pos;
 }
 
+/* A 4-ary heap: half the depth of a binary one, and the 4 children share a cache line. */
 static void tfm__heap_up(tfm__enc *e, int32_t pos) {
-    int32_t sym = e->heap[pos];
-    while (pos > 0 && tfm__heap_before(e->s, sym, e->heap[(pos - 1) / 2])) {
-        tfm__heap_set(e, pos, e->heap[(pos - 1) / 2]);
-        pos = (pos - 1) / 2;
+    tfm__qent q = e->heap[pos];
+    while (pos > 0 && tfm__heap_before(q, e->heap[(pos - 1) / 4])) {
+        tfm__heap_set(e, pos, e->heap[(pos - 1) / 4]);
+        pos = (pos - 1) / 4;
     }
-    tfm__heap_set(e, pos, sym);
+    tfm__heap_set(e, pos, q);
 }
 
 static void tfm__heap_down(tfm__enc *e, int32_t pos) {
-    int32_t sym = e->heap[pos];
+    tfm__qent q = e->heap[pos];
     for (;;) {
-        int32_t c = 2 * pos + 1;
+        int32_t c = 4 * pos + 1, best = c, k;
         if (c >= e->n_heap) break;
-        if (c + 1 < e->n_heap && tfm__heap_before(e->s, e->heap[c + 1], e->heap[c])) c++;
-        if (!tfm__heap_before(e->s, e->heap[c], sym)) break;
-        tfm__heap_set(e, pos, e->heap[c]);
-        pos = c;
+        for (k = c + 1; k < c + 4 && k < e->n_heap; k++)
+            if (tfm__heap_before(e->heap[k], e->heap[best])) best = k;
+        if (!tfm__heap_before(e->heap[best], q)) break;
+        tfm__heap_set(e, pos, e->heap[best]);
+        pos = best;
     }
-    tfm__heap_set(e, pos, sym);
+    tfm__heap_set(e, pos, q);
 }
 
 static void tfm__heap_remove(tfm__enc *e, int32_t sym) {
-    int32_t pos = e->s[sym].hpos, last = e->heap[--e->n_heap];
+    int32_t pos = e->s[sym].hpos;
+    tfm__qent last = e->heap[--e->n_heap];
     e->s[sym].hpos = -1;
-    if (last == sym) return;
+    if (last.sym == sym) return;
     tfm__heap_set(e, pos, last);
     tfm__heap_up(e, pos);
-    tfm__heap_down(e, e->s[last].hpos);
+    tfm__heap_down(e, e->s[last.sym].hpos);
 }
 
 /* Finds the merge of symbol i with its right neighbour and (re)queues or dequeues i. */
 static void tfm__requeue(tfm__enc *e, int32_t i) {
     tfm__sym *a = &e->s[i];
     int32_t j = a->next;
+    tfm__qent q;
+    q.sym = i;
+    q.prio = 0;
     a->pair = -1;
     if (j >= 0 && e->v->type == TFM_VOCAB_SPM) {
         size_t end = e->s[j].next >= 0 ? e->s[e->s[j].next].start : e->text_len;
         a->pair = tfm__lookup2(e->v, e->text + a->start, end - a->start, "", 0, 1);
-        if (a->pair >= 0) a->prio = e->v->score_[a->pair];
+        if (a->pair >= 0) q.prio = e->v->score_[a->pair];
     } else if (j >= 0 && a->id >= 0 && e->s[j].id >= 0) {
         int32_t r = tfm__merge_rank(e->v, a->id, e->s[j].id);
-        if (r >= 0) { a->pair = e->v->merge_[3 * r + 2]; a->prio = -(float)r; }
+        if (r >= 0) { a->pair = e->v->merge_[3 * r + 2]; q.prio = -(float)r; }
     }
     if (a->pair < 0) {
         if (a->hpos >= 0) tfm__heap_remove(e, i);
     } else if (a->hpos >= 0) {
+        e->heap[a->hpos] = q;
         tfm__heap_up(e, a->hpos);
         tfm__heap_down(e, a->hpos);
     } else {
-        a->hpos = e->n_heap;
-        e->heap[e->n_heap++] = i;
-        tfm__heap_up(e, a->hpos);
+        e->heap[e->n_heap] = q;
+        tfm__heap_up(e, e->n_heap++);
     }
 }
 
@@ -1827,7 +1838,7 @@ static void tfm__merge_all(tfm__enc *e, int32_t n) {
     for (i = 0; i + 1 < n; i++) tfm__requeue(e, i);
     while (e->n_heap > 0) {
         int32_t j, k;
-        i = e->heap[0];
+        i = e->heap[0].sym;
         j = e->s[i].next;
         tfm__heap_remove(e, i);
         e->s[i].id = e->s[i].pair;
@@ -1845,7 +1856,6 @@ static void tfm__sym_init(tfm__sym *s, int32_t i, int32_t n, int32_t id, size_t 
     s->next = i + 1 < n ? i + 1 : -1;
     s->id = id;
     s->pair = -1;
-    s->prio = 0;
     s->hpos = -1;
     s->start = (uint32_t)start;
 }
@@ -1920,11 +1930,11 @@ static void tfm__encode_bpe(tfm__enc *e, const char *text, size_t len, char *map
 }
 
 /* Places the work memory (or only measures it when a->base is NULL). */
-static void tfm__work_layout(tfm__arena *a, const tfm_vocab *v, size_t len, char **text, tfm__sym **s, int32_t **heap) {
+static void tfm__work_layout(tfm__arena *a, const tfm_vocab *v, size_t len, char **text, tfm__sym **s, tfm__qent **heap) {
     size_t n_sym = len + 1, n_text = v->type == TFM_VOCAB_SPM ? 3 * len + 3 : 2 * len + 1;
     *text = (char *)tfm__arena_take(a, n_text);
     *s = (tfm__sym *)tfm__arena_take(a, n_sym * sizeof(tfm__sym));
-    *heap = (int32_t *)tfm__arena_take(a, n_sym * sizeof(int32_t));
+    *heap = (tfm__qent *)tfm__arena_take(a, n_sym * sizeof(tfm__qent));
 }
 
 /* 0 when the text is too long for a size_t (32-bit targets) or the limit. */
@@ -1932,9 +1942,9 @@ TFMDEF size_t tfm_tokenize_work_size(const tfm_vocab *v, size_t len) {
     tfm__arena a;
     char *text;
     tfm__sym *s;
-    int32_t *heap;
+    tfm__qent *heap;
     if (!v || !v->tok_off_ || len > TFM__TEXT_MAX) return 0;
-    if ((3 + sizeof(tfm__sym) + sizeof(int32_t)) * (uint64_t)(len + 1) + 1024 > (uint64_t)SIZE_MAX) return 0;
+    if ((3 + sizeof(tfm__sym) + sizeof(tfm__qent)) * (uint64_t)(len + 1) + 1024 > (uint64_t)SIZE_MAX) return 0;
     a.base = NULL; a.used = 0; a.cap = 0;
     tfm__work_layout(&a, v, len, &text, &s, &heap);
     return a.used + 64;

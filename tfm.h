@@ -225,9 +225,13 @@ TFMDEF int tfm_gguf_arr_int(const tfm_gguf_kv *kv, uint64_t i, int64_t *out);
     the space that encoding put in front is dropped again (tfm_detokenize drops the leading space
     of the first piece of a sequence and of the first piece after control tokens that start it).
     The vocabulary borrows the GGUF bytes (token strings are not copied): keep them alive.
+    A GGUF with neither tokenizer.ggml.model nor tokenizer.ggml.tokens gives an empty vocabulary
+    (n_tokens 0, type TFM_VOCAB_NONE; BOS/EOS ids still read from their keys) so that a model can
+    run on token ids; encoding and decoding with it return TFM_ERR_MISSING / 0 bytes.
     Limits: at most 2^28 tokens and 2^24 merges; tfm_tokenize takes at most 2^30 bytes of text
     per call; work memory is about 32 bytes per byte of text (tfm_tokenize_work_size). */
 typedef enum {
+    TFM_VOCAB_NONE = 0,  /* the GGUF has no vocabulary */
     TFM_VOCAB_SPM = 1,   /* tokenizer.ggml.model "llama" */
     TFM_VOCAB_BPE = 2    /* tokenizer.ggml.model "gpt2" */
 } tfm_vocab_type;
@@ -2458,6 +2462,8 @@ static tfm_result tfm__vocab_scan(const tfm_gguf *g, tfm__vocab_src *s, char *er
     tfm_result rc;
     memset(s, 0, sizeof *s);
     if (!g) return tfm__vocab_fail(err, TFM_ERR_ARG, "no GGUF given", NULL, 0);
+    if (!tfm_gguf_find(g, "tokenizer.ggml.model") && !tfm_gguf_find(g, "tokenizer.ggml.tokens"))
+        return TFM_OK; /* no vocabulary at all: an empty one (TFM_VOCAB_NONE) */
     if (!tfm_gguf_get_str(g, "tokenizer.ggml.model", &model))
         return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.model missing (or not a string)", NULL, 0);
     if (tfm__str_eq(model, "llama")) s->type = TFM_VOCAB_SPM;
@@ -2505,6 +2511,7 @@ TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes) {
     if (!bytes) return TFM_ERR_ARG;
     *bytes = 0;
     if ((rc = tfm__vocab_scan(g, &s, NULL)) != TFM_OK) return rc;
+    if (s.type == TFM_VOCAB_NONE) return TFM_OK;
     {   /* the arrays must fit a size_t (32-bit targets) before they are laid out */
         uint64_t th = tfm__pow2_at_least(2 * s.n_tokens), mh = tfm__pow2_at_least(2 * s.n_merges);
         uint64_t total = 9 * (uint64_t)s.n_tokens + 4 * th + 12 * (uint64_t)s.n_merges + 4 * mh + 1024;
@@ -2603,9 +2610,11 @@ static void tfm__vocab_bytes(tfm_vocab *v) {
     }
 }
 
+/* A special token id from its key: -1 when absent or out of range (with no vocabulary, any
+   int32 is taken: the model's embedding decides). */
 static int32_t tfm__vocab_id(const tfm_gguf *g, const char *key, int32_t n_tokens) {
     int64_t id;
-    if (!tfm_gguf_get_int(g, key, &id) || id < 0 || id >= n_tokens) return -1;
+    if (!tfm_gguf_get_int(g, key, &id) || id < 0 || id >= (n_tokens ? n_tokens : INT32_MAX)) return -1;
     return (int32_t)id;
 }
 
@@ -2640,6 +2649,10 @@ TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, v
     if ((rc = tfm__vocab_scan(g, &s, v->error)) != TFM_OK) return rc;
     if ((rc = tfm_vocab_heap_size(g, &need)) != TFM_OK)
         return tfm__vocab_fail(v->error, rc, "vocabulary too large for this platform", NULL, 0);
+    if (s.type == TFM_VOCAB_NONE) {
+        tfm__vocab_flags(v, g);
+        return TFM_OK;
+    }
     skip = heap ? tfm__align_up((size_t)heap, 64) - (size_t)heap : 0;
     if (!heap || heap_size < need) return tfm__vocab_fail(v->error, TFM_ERR_BUFFER, "vocabulary heap too small", NULL, 0);
     a.base = (unsigned char *)heap + skip; a.used = 0; a.cap = heap_size - skip;
@@ -2668,6 +2681,7 @@ TFMDEF tfm_result tfm_vocab_init(tfm_vocab *v, const tfm_gguf *g) {
     if (!v) return TFM_ERR_ARG;
     memset(v, 0, sizeof *v);
     if ((rc = tfm_vocab_heap_size(g, &need)) != TFM_OK) return tfm_vocab_init_preallocated(v, g, NULL, 0); /* fills error */
+    if (need == 0) return tfm_vocab_init_preallocated(v, g, NULL, 0); /* no vocabulary */
     heap = TFM_MALLOC(need);
     if (!heap) return tfm__vocab_fail(v->error, TFM_ERR_NOMEM, "out of memory for the vocabulary", NULL, 0);
     rc = tfm_vocab_init_preallocated(v, g, heap, need);
@@ -2753,7 +2767,8 @@ TFMDEF tfm_result tfm_detokenize(const tfm_vocab *v, const int32_t *ids, size_t 
     size_t i, total = 0;
     int bad = 0, at_start = 1;
     if (n_needed) *n_needed = 0;
-    if (!v || !v->tok_off_ || (!ids && n) || (!buf && cap) || !n_needed) return TFM_ERR_ARG;
+    if (!v || (!ids && n) || (!buf && cap) || !n_needed) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
     for (i = 0; i < n; i++) {
         int32_t id = ids[i];
         int strip, t;
@@ -2999,7 +3014,8 @@ TFMDEF tfm_result tfm_tokenize_ex(const tfm_vocab *v, const char *text, size_t l
     char *buf;
     size_t skip;
     if (n_out) *n_out = 0;
-    if (!v || !v->tok_off_ || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
     if (tfm_tokenize_work_size(v, len) == 0) return TFM_ERR_ARG; /* text too long */
     if (!work || work_size < tfm_tokenize_work_size(v, len)) return TFM_ERR_BUFFER;
     skip = tfm__align_up((size_t)work, 64) - (size_t)work;
@@ -3021,7 +3037,8 @@ TFMDEF tfm_result tfm_tokenize(const tfm_vocab *v, const char *text, size_t len,
     void *work;
     tfm_result rc;
     if (n_out) *n_out = 0;
-    if (!v || !v->tok_off_ || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
     need = tfm_tokenize_work_size(v, len);
     if (need == 0) return TFM_ERR_ARG;
     work = TFM_MALLOC(need);

@@ -653,6 +653,33 @@ static void test_bad_vocabs(void) {
     }
 }
 
+/* A GGUF without any tokenizer key: an empty vocabulary that refuses to encode and decode. */
+static void test_no_vocab(void) {
+    tu_gguf w;
+    tfm_gguf g;
+    tfm_vocab v;
+    size_t hs = 99, n = 99;
+    int32_t ids[4] = {1, 2, 3, 4};
+    char buf[8];
+    tu_init(&w);
+    tu_kv_str(&w, "general.architecture", "llama");
+    tu_kv_u32(&w, "tokenizer.ggml.bos_token_id", 5);
+    tu_done(&w);
+    if (tfm_gguf_init(&g, w.p, w.n) != TFM_OK) { CHECK(0, "no vocab: gguf %s", g.error); free(w.p); return; }
+    CHECK(tfm_vocab_heap_size(&g, &hs) == TFM_OK && hs == 0, "no vocab: heap size %d", (int)hs);
+    CHECK(tfm_vocab_init_preallocated(&v, &g, NULL, 0) == TFM_OK && v.n_tokens == 0 && v.type == TFM_VOCAB_NONE && v.bos_id == 5,
+          "no vocab: init");
+    CHECK(tfm_tokenize(&v, "a", 1, 1, ids, 4, &n) == TFM_ERR_MISSING && n == 0, "no vocab: tokenize");
+    CHECK(tfm_detokenize(&v, ids, 4, buf, 8, &n) == TFM_ERR_MISSING, "no vocab: detokenize");
+    CHECK(tfm_token_to_piece(&v, -1, 1, buf, 8) == 0 && tfm_vocab_find(&v, "a", 1) == -1, "no vocab: piece, find");
+    tfm_vocab_free(&v);
+    CHECK(tfm_vocab_init(&v, &g) == TFM_OK && v.n_tokens == 0, "no vocab: allocating init");
+    tfm_vocab_free(&v);
+    tfm_gguf_free(&g);
+    free(w.p);
+    printf("  GGUF without a vocabulary: empty vocabulary, encoding refused\n");
+}
+
 /* init_preallocated with an unaligned heap, and a heap one byte short. */
 static void test_preallocated(const tfm_gguf *g) {
     size_t hs = 0, n = 0;
@@ -752,6 +779,7 @@ int main(int argc, char **argv) {
     test_toy_spm();
     printf("broken vocabularies:\n");
     test_bad_vocabs();
+    test_no_vocab();
     if (spm.ok || spm.bytes) vocab_close(&spm);
     if (gpt2.ok || gpt2.bytes) vocab_close(&gpt2);
     printf("%s: %d checks passed, %d failed, %d skipped\n", tu_fail ? "FAILED" : "OK", tu_pass, tu_fail, tu_skip);

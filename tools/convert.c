@@ -1,7 +1,7 @@
 /* convert - converts a Hugging Face checkpoint directory into a GGUF file.
  *
  *   convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_0] [--vocab-from FILE.gguf]
- *                           [--tokenizer-bin tokenizer.bin] [--name NAME]
+ *                           [--tokenizer-bin tokenizer.bin] [--name NAME] [--no-permute]
  *
  * HF_DIR holds config.json and model.safetensors, or shards listed in
  * model.safetensors.index.json. model_type: llama and mistral (written as llama), qwen2, gpt2,
@@ -17,6 +17,7 @@
  * Layouts: Llama/Mistral q_proj/k_proj rows are permuted back from Hugging Face's rotate-halves
  *   order to GGUF's adjacent pairs (per head, HF row i < hd/2 becomes row 2i, row hd/2 + i
  *   becomes 2i + 1); Qwen2 keeps Hugging Face's order (its GGUF RoPE is the rotate-halves kind).
+ *   --no-permute keeps q/k rows as they are (for Llama checkpoints exported in GGUF/Meta order).
  *   GPT-2 Conv1D weights [in, out] are transposed to GGUF rows of `in`.
  *   OPT keeps all embed_positions rows (including OPT's 2 offset rows) and writes
  *   opt.position_offset = 2; opt.context_length excludes the offset rows. OPT variants with
@@ -50,6 +51,7 @@ typedef struct {
 typedef struct {
     const char *dir, *out, *vocab_from, *tokenizer_bin, *name;
     int type;                   /* -1: default */
+    int no_permute;             /* Llama q/k rows are already in GGUF order */
 } options;
 
 static int fail(const char *msg, const char *detail) {
@@ -276,6 +278,7 @@ typedef struct {
     size_t n_src, cap_src;
     const char *prefixes[4];/* tried in order before each checkpoint name */
     int type;               /* target file type */
+    int no_permute;
     gw_writer *w;
 } converter;
 
@@ -332,7 +335,7 @@ static int add_layer(converter *cv, int l, const char *gfmt, const char *hfmt, x
 static int map_llama(converter *cv, const hf_config *c) {
     int64_t d = c->dim, kv = c->dim / c->heads * c->kv_heads;
     int l, bias = c->arch == ARCH_QWEN2, rc = 0;
-    xform qk = c->arch == ARCH_LLAMA ? XF_PERMUTE : XF_NONE;
+    xform qk = c->arch == ARCH_LLAMA && !cv->no_permute ? XF_PERMUTE : XF_NONE;
     cv->prefixes[0] = "model."; cv->prefixes[1] = "";
     rc |= add_tensor(cv, "token_embd.weight", "embed_tokens.weight", XF_NONE, c->vocab, d, 0, 0, c->tied) < 0;
     rc |= add_tensor(cv, "output_norm.weight", "norm.weight", XF_NONE, 0, d, 0, 0, 0) < 0;
@@ -743,7 +746,7 @@ static void add_metadata(gw_writer *w, const hf_config *c, const char *name, int
 
 static int usage(void) {
     fprintf(stderr, "usage: convert HF_DIR OUT.gguf [--type f32|f16|bf16|q8_0|q4_0] [--vocab-from FILE.gguf]\n"
-                    "                               [--tokenizer-bin tokenizer.bin] [--name NAME]\n");
+                    "                               [--tokenizer-bin tokenizer.bin] [--name NAME] [--no-permute]\n");
     return 2;
 }
 
@@ -757,6 +760,7 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (strcmp(a, "--vocab-from") == 0 && i + 1 < argc) o->vocab_from = argv[++i];
         else if (strcmp(a, "--tokenizer-bin") == 0 && i + 1 < argc) o->tokenizer_bin = argv[++i];
         else if (strcmp(a, "--name") == 0 && i + 1 < argc) o->name = argv[++i];
+        else if (strcmp(a, "--no-permute") == 0) o->no_permute = 1;
         else if (a[0] == '-' || np == 2) return usage();
         else if (np++ == 0) o->dir = a;
         else o->out = a;
@@ -804,6 +808,7 @@ int main(int argc, char **argv) {
     cv.cap_src = 16 + 24 * (size_t)c.layers;
     if (!(cv.src = (conv_src *)calloc(cv.cap_src, sizeof *cv.src))) { fail("out of memory", NULL); goto done; }
     cv.type = o.type;
+    cv.no_permute = o.no_permute;
     cv.w = &w;
     if ((c.arch == ARCH_GPT2 ? map_gpt2(&cv, &c) : c.arch == ARCH_OPT ? map_opt(&cv, &c) : map_llama(&cv, &c)) != 0) {
         if (w.failed) fail(w.error, NULL);

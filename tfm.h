@@ -57,7 +57,11 @@
 
 #ifndef TFMDEF
 #ifdef TFM_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define TFMDEF static __attribute__((unused)) /* a private copy need not use every function */
+#else
 #define TFMDEF static
+#endif
 #else
 #define TFMDEF extern
 #endif
@@ -367,6 +371,45 @@ TFMDEF tfm_result tfm_seq_reset(tfm_session *s, int32_t seq);
 /* Kept positions of (seq, layer, kv_head), unordered; returns their count (copies up to cap). */
 TFMDEF int32_t tfm_seq_kept(const tfm_session *s, int32_t seq, int32_t layer, int32_t kv_head, int32_t *pos, int32_t cap);
 
+/* ===================================================================== sampler */
+
+/* Logits processors run in this order: repetition penalty, temperature, top-k, top-p, min-p;
+   then one draw from the renormalized distribution. temperature == 0 is exact greedy (argmax,
+   ties to the lowest id) whatever else is set. Zero in any field means "off" (or the default). */
+typedef struct {
+    float temperature;      /* 0: greedy */
+    int32_t top_k;          /* keep the k most likely tokens; 0: off */
+    float top_p;            /* keep the smallest set whose probability reaches p; 0 or >= 1: off */
+    float min_p;            /* drop tokens below min_p * (top probability); 0: off */
+    float repeat_penalty;   /* > 1: divide positive / multiply negative logits of recent tokens; 0: off */
+    int32_t repeat_last_n;  /* how many recent tokens the penalty looks at; 0: 64 */
+    uint64_t seed;          /* 0: a fixed default seed */
+} tfm_sampler_config;
+
+typedef struct {
+    tfm_sampler_config cfg;
+    int32_t n_vocab;
+    uint64_t rng;
+    float *probs;           /* [n_vocab] working copy of the logits / probabilities */
+    int32_t *idx;           /* [n_vocab] candidate ids */
+    void *heap_;
+} tfm_sampler;
+
+TFMDEF tfm_result tfm_sampler_heap_size(int32_t n_vocab, size_t *bytes);
+TFMDEF tfm_result tfm_sampler_init_preallocated(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_sampler_init(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab);
+TFMDEF void tfm_sampler_free(tfm_sampler *s);
+/* Picks the next token from logits [n_vocab]; history holds the tokens so far (for the penalty).
+   Returns -1 on bad arguments. */
+TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *history, size_t n_history);
+TFMDEF int32_t tfm_argmax(const float *x, int32_t n);
+/* log softmax of logits [n] into out [n] (out may equal logits). */
+TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n);
+
+/* ===================================================================== search (beam search) */
+/* >>search-api-begin */
+/* >>search-api-end */
+
 #ifdef __cplusplus
 }
 #endif
@@ -472,13 +515,6 @@ static void *tfm__arena_take(tfm__arena *a, size_t bytes) {
     if (!a->base || a->used > a->cap) return NULL;
     p = a->base + start;
     return p;
-}
-
-/* Multiplies sizes, reporting overflow instead of wrapping. */
-static int tfm__mul_ok(size_t a, size_t b, size_t *out) {
-    if (a && b > SIZE_MAX / a) return 0;
-    *out = a * b;
-    return 1;
 }
 
 /* ===================================================================== >>types (fp16, bf16, blocks) */
@@ -771,9 +807,10 @@ static tfm_result tfm__gguf_read_kv(tfm_gguf *g, tfm__reader *r) {
         if (r->bad) return tfm__gguf_fail(g, r->at >= r->n ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, "GGUF metadata value malformed or truncated: ", kv->key);
         if (tfm__str_eq(kv->key, "general.alignment")) {
             uint32_t a;
-            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", kv->key);
+            tfm_str none = {"", 0};
+            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", none);
             memcpy(&a, kv->value, 4);
-            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", kv->key);
+            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", none);
             g->alignment = a;
         }
     }
@@ -837,7 +874,7 @@ static tfm_result tfm__gguf_place_tensors(tfm_gguf *g) {
 
 TFMDEF tfm_result tfm_gguf_init_preallocated(tfm_gguf *g, const void *data, size_t size, void *heap, size_t heap_size) {
     uint64_t nt, nkv;
-    size_t need;
+    size_t need = 0;
     tfm__reader r;
     tfm_result rc;
     if (!g) return TFM_ERR_ARG;
@@ -1914,6 +1951,151 @@ TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, v
     return TFM_OK;
 }
 /* >>tokenizer-impl-end */
+
+/* ===================================================================== >>sampler */
+
+TFMDEF int32_t tfm_argmax(const float *x, int32_t n) {
+    int32_t i, best = 0;
+    if (!x || n <= 0) return -1;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n) {
+    double sum = 0;
+    float max, lse;
+    int32_t i;
+    if (!logits || !out || n <= 0) return;
+    max = logits[tfm_argmax(logits, n)];
+    for (i = 0; i < n; i++) sum += (double)TFM_EXPF(logits[i] - max);
+    lse = max + TFM_LOGF((float)sum);
+    for (i = 0; i < n; i++) out[i] = logits[i] - lse;
+}
+
+TFMDEF tfm_result tfm_sampler_heap_size(int32_t n_vocab, size_t *bytes) {
+    if (!bytes || n_vocab <= 0) return TFM_ERR_ARG;
+    *bytes = (size_t)n_vocab * (sizeof(float) + sizeof(int32_t)) + 128;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_sampler_init_preallocated(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab, void *heap, size_t heap_size) {
+    size_t need;
+    tfm__arena a;
+    if (!s) return TFM_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    if (tfm_sampler_heap_size(n_vocab, &need) != TFM_OK || !heap || heap_size < need) return heap ? TFM_ERR_BUFFER : TFM_ERR_ARG;
+    if (cfg) s->cfg = *cfg;
+    if (!(s->cfg.temperature >= 0) || s->cfg.top_k < 0 || !(s->cfg.top_p >= 0) || !(s->cfg.min_p >= 0 && s->cfg.min_p <= 1) || !(s->cfg.repeat_penalty >= 0) || s->cfg.repeat_last_n < 0)
+        return TFM_ERR_ARG;
+    if (s->cfg.repeat_last_n == 0) s->cfg.repeat_last_n = 64;
+    s->n_vocab = n_vocab;
+    s->rng = s->cfg.seed ? s->cfg.seed : 0x9e3779b97f4a7c15ull;
+    a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
+    s->probs = (float *)tfm__arena_take(&a, (size_t)n_vocab * sizeof(float));
+    s->idx = (int32_t *)tfm__arena_take(&a, (size_t)n_vocab * sizeof(int32_t));
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_sampler_init(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!s) return TFM_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    if ((rc = tfm_sampler_heap_size(n_vocab, &need)) != TFM_OK) return rc;
+    if (!(heap = TFM_MALLOC(need))) return TFM_ERR_NOMEM;
+    if ((rc = tfm_sampler_init_preallocated(s, cfg, n_vocab, heap, need)) != TFM_OK) { TFM_FREE(heap); return rc; }
+    s->heap_ = heap;
+    return TFM_OK;
+}
+
+TFMDEF void tfm_sampler_free(tfm_sampler *s) {
+    if (!s) return;
+    if (s->heap_) TFM_FREE(s->heap_);
+    memset(s, 0, sizeof *s);
+}
+
+/* splitmix64: small, good enough, the same on every platform */
+static uint64_t tfm__rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float tfm__rng_float(uint64_t *state) { return (float)(tfm__rng_next(state) >> 40) / 16777216.0f; }
+
+/* Sorts candidate ids by probability, descending (ties: lower id first); heap sort, no libc. */
+static int tfm__cand_before(const float *p, int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); }
+static void tfm__cand_sift(const float *p, int32_t *idx, int32_t root, int32_t n) {
+    for (;;) {
+        int32_t child = 2 * root + 1, t;
+        if (child >= n) return;
+        if (child + 1 < n && tfm__cand_before(p, idx[child + 1], idx[child]) == 0) child++;
+        if (tfm__cand_before(p, idx[child], idx[root]) == 0) { t = idx[root]; idx[root] = idx[child]; idx[child] = t; root = child; }
+        else return;
+    }
+}
+/* Min-heap by "before" order inverted: the result is descending. */
+static void tfm__cand_sort(const float *p, int32_t *idx, int32_t n) {
+    int32_t i, t;
+    for (i = n / 2 - 1; i >= 0; i--) tfm__cand_sift(p, idx, i, n);
+    for (i = n - 1; i > 0; i--) { t = idx[0]; idx[0] = idx[i]; idx[i] = t; tfm__cand_sift(p, idx, 0, i); }
+}
+
+static void tfm__apply_repeat_penalty(tfm_sampler *s, const int32_t *hist, size_t n_hist) {
+    size_t i, j, start;
+    float pen = s->cfg.repeat_penalty;
+    if (!(pen > 0) || pen == 1.0f || !hist) return;
+    start = n_hist > (size_t)s->cfg.repeat_last_n ? n_hist - (size_t)s->cfg.repeat_last_n : 0;
+    for (i = start; i < n_hist; i++) {
+        int32_t t = hist[i];
+        int seen = 0;
+        if (t < 0 || t >= s->n_vocab) continue;
+        for (j = start; j < i && !seen; j++) seen = hist[j] == t; /* penalize each token once */
+        if (!seen) s->probs[t] = s->probs[t] > 0 ? s->probs[t] / pen : s->probs[t] * pen;
+    }
+}
+
+TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *history, size_t n_history) {
+    int32_t i, n, V;
+    float max, sum, cut, r, acc;
+    if (!s || !logits || !s->probs) return -1;
+    V = s->n_vocab;
+    if (s->cfg.temperature == 0) return tfm_argmax(logits, V);
+    memcpy(s->probs, logits, (size_t)V * sizeof(float));
+    tfm__apply_repeat_penalty(s, history, n_history);
+    max = s->probs[tfm_argmax(s->probs, V)];
+    for (i = 0, sum = 0; i < V; i++) { s->probs[i] = TFM_EXPF((s->probs[i] - max) / s->cfg.temperature); sum += s->probs[i]; }
+    for (i = 0; i < V; i++) s->probs[i] /= sum;
+    cut = s->cfg.min_p;
+    for (i = 0, n = 0; i < V; i++)
+        if (s->probs[i] > 0) s->idx[n++] = i;
+    tfm__cand_sort(s->probs, s->idx, n);
+    if (s->cfg.top_k > 0 && s->cfg.top_k < n) n = s->cfg.top_k;
+    if (s->cfg.top_p > 0 && s->cfg.top_p < 1) {
+        for (i = 0, acc = 0; i < n; i++) {
+            acc += s->probs[s->idx[i]];
+            if (acc >= s->cfg.top_p) { n = i + 1; break; }
+        }
+    }
+    if (cut > 0) {
+        float floor_p = cut * s->probs[s->idx[0]];
+        for (i = 1; i < n; i++)
+            if (s->probs[s->idx[i]] < floor_p) { n = i; break; }
+    }
+    for (i = 0, sum = 0; i < n; i++) sum += s->probs[s->idx[i]];
+    r = tfm__rng_float(&s->rng) * sum;
+    for (i = 0, acc = 0; i < n; i++) {
+        acc += s->probs[s->idx[i]];
+        if (r < acc) return s->idx[i];
+    }
+    return s->idx[n - 1];
+}
+
+/* ===================================================================== >>search */
+/* >>search-impl-begin */
+/* >>search-impl-end */
 
 #endif /* TFM__IMPLEMENTED */
 #endif /* TFM_IMPLEMENTATION */

@@ -17,7 +17,9 @@ checks=0
 for tool in llama2c-to-gguf gguf-random gguf-diff gguf-dump convert; do
     $CC $CFLAGS -I. tools/$tool.c -lm -o $B/$tool || { echo "FAIL: cannot build tools/$tool.c"; exit 1; }
 done
-$CC $CFLAGS -I. tests/check_logits.c -lm -o $B/check_logits || { echo "FAIL: cannot build tests/check_logits.c"; exit 1; }
+for t in check_logits hf_fixture; do
+    $CC $CFLAGS -I. tests/$t.c -lm -o $B/$t || { echo "FAIL: cannot build tests/$t.c"; exit 1; }
+done
 
 # check NAME COMMAND...: runs COMMAND quietly, prints PASS/FAIL NAME (output shown on failure).
 check() {
@@ -143,6 +145,26 @@ if have $O/config.json $O/model.safetensors $O/vocab.json $O/merges.txt; then
     head -c 1000000 $O/model.safetensors > $T/opt-trunc.safetensors
     rm -f $T/opt-bad/model.safetensors && cp $O/config.json $T/opt-bad/config.json && mv $T/opt-trunc.safetensors $T/opt-bad/model.safetensors
     fails_as_expected "convert refuses a truncated safetensors file" $B/convert $T/opt-bad $T/bad.gguf
+fi
+
+# ---- synthetic Hugging Face checkpoints (tests/hf_fixture.c writes each with the GGUF it must give):
+#      Qwen2 sharded BF16/F16 with biases and byte-level tokenizer.json; untied Llama F16 with
+#      1 KV head and a SentencePiece-style tokenizer.json
+for k in qwen2 llama; do
+    rm -rf $T/fx-$k && mkdir -p $T/fx-$k
+    check "hf_fixture $k" $B/hf_fixture $k $T/fx-$k $T/fx-$k.expected.gguf
+    check "convert fixture $k" $B/convert $T/fx-$k $T/fx-$k.gguf --type f32 --name fixture
+    check "fixture $k: every key and tensor as expected" $DIFF $T/fx-$k.gguf $T/fx-$k.expected.gguf
+    check "fixture $k: default type of a 16-bit checkpoint is F16" sh -c \
+        "$B/convert $T/fx-$k $T/fx-$k.f16.gguf > /dev/null && $B/gguf-dump $T/fx-$k.f16.gguf | grep -q '^key general.file_type u32 1$'"
+    check "fixture $k: F16 output equals the F32 output (values are exact in F16)" $DIFF $T/fx-$k.f16.gguf $T/fx-$k.gguf --no-keys --block-rtol 0
+    check "fixture $k: q4_0 within Q4_0 error" sh -c "$B/convert $T/fx-$k $T/fx-$k.q4_0.gguf --type q4_0 > /dev/null && $DIFF $T/fx-$k.q4_0.gguf $T/fx-$k.gguf --no-keys --block-rtol 0.13"
+    check "fixture $k loads in tfm.h and gives finite logits" $LOGITS $T/fx-$k.gguf - 0
+done
+if [ -e $T/fx-qwen2/model.safetensors.index.json ]; then
+    sed 's/"model-00002-of-00002.safetensors"/"..\/x.safetensors"/' $T/fx-qwen2/model.safetensors.index.json > $T/index.json &&
+        cp $T/index.json $T/fx-qwen2/model.safetensors.index.json
+    fails_as_expected "convert refuses a weight_map naming a file outside the directory" $B/convert $T/fx-qwen2 $T/bad.gguf
 fi
 
 # ---- gguf-random: deterministic, loadable, every type

@@ -630,6 +630,7 @@ static int vocab_from_tokenizer_json(vocab *v, const char *dir, const hf_config 
         }
         free(unk);
         if (scores_from_merges(v)) goto done;
+        while (v->n_merges) free(v->merges[--v->n_merges]); /* the scores carry them now */
     }
     rc = 0;
 done:

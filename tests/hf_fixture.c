@@ -194,7 +194,7 @@ static int write_qwen2_files(const fixture *f, const char *dir) {
 static void expected_qwen2_vocab(vocab *v) {
     static const char *const toks[] = {"a", "b", "\xc4\xa0", "\xc4\xa0" "a", "ab", "\xc4\xa0" "ab", "c", "\xc3\x83\xc2\xa9",
                                        "<|endoftext|>", "<|im_start|>", "<tool>"};
-    char pad[16];
+    char pad[32];
     int i;
     for (i = 0; i < 11; i++) vocab_add(v, toks[i], strlen(toks[i]), 0, i >= 8 ? (i == 10 ? VOCAB_USER : VOCAB_CONTROL) : VOCAB_NORMAL);
     for (i = 11; i < 16; i++) { sprintf(pad, "[PAD%d]", i); vocab_add(v, pad, strlen(pad), 0, VOCAB_UNUSED); }
@@ -238,7 +238,7 @@ static int write_llama_files(const fixture *f, const char *dir) {
 static void expected_llama_vocab(vocab *v) {
     static const char *const toks[] = {"\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a", "ab", "\xe2\x96\x81" "ab", "\xc3\xa9"};
     static const float scores[] = {0, 0, 0, -1, -2, -3, 0}; /* a token made by merge r scores -(r + 1) */
-    char s[16];
+    char s[32];
     int i;
     vocab_add(v, "<unk>", 5, 0, VOCAB_UNKNOWN);
     vocab_add(v, "<s>", 3, 0, VOCAB_CONTROL);

@@ -456,7 +456,7 @@ static int load_checkpoint(const char *dir, st_index *st) {
 /* Byte-level BPE vocabulary from a {token: id} object, ordered by id (gaps become [PADn]). */
 static int vocab_from_map(vocab *v, const json_doc *d, size_t obj, const hf_config *c) {
     size_t *by_id, k, n = 0, i;
-    int64_t id, max_id = -1;
+    int64_t id = 0, max_id = -1;
     int rc = 0;
     if (obj == JSON_NONE || json_type_of(d, obj) != JSON_OBJECT) return fail("vocabulary is not a {token: id} object", NULL);
     for (k = json_first(d, obj); k != JSON_NONE; k = json_next(d, k)) {

@@ -63,6 +63,12 @@ if have $M/stories260K.bin $M/tok512.bin $M/stories260K.gguf; then
     check "q8_0 values within Q8_0 error" $DIFF $T/s.q8_0.gguf $T/s.f32.gguf --no-keys --block-rtol 0.0045
     check "q4_0 values within Q4_0 error" $DIFF $T/s.q4_0.gguf $T/s.f32.gguf --no-keys --block-rtol 0.13
     fails_as_expected "gguf-diff notices Q4_0 error beyond Q8_0's bound" $DIFF $T/s.q4_0.gguf $T/s.f32.gguf --no-keys --block-rtol 0.0045
+    # the same weights as an untied checkpoint: vocab_size -512 in the header, the embedding
+    # appended as the classifier; llama.cpp's file then matches with no alias at all
+    { head -c 20 $M/stories260K.bin; printf '\000\376\377\377'; tail -c +25 $M/stories260K.bin
+      tail -c +29 $M/stories260K.bin | head -c 131072; } > $T/untied.bin
+    check "llama2c-to-gguf untied classifier" $B/llama2c-to-gguf $T/untied.bin $M/tok512.bin $T/untied.gguf
+    check "untied: output.weight written, all tensors byte-identical to llama.cpp's" $DIFF $T/untied.gguf $M/stories260K.gguf --no-keys
     head -c 100000 $M/stories260K.bin > $T/short.bin
     fails_as_expected "llama2c-to-gguf refuses a truncated checkpoint" $B/llama2c-to-gguf $T/short.bin $M/tok512.bin $T/bad.gguf
 fi

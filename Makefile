@@ -43,3 +43,9 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
 
 clean:
 	rm -rf $(B)
+
+# ---- architecture cross-checks against an independent float64 forward (tests/test_arch.sh)
+.PHONY: test-arch
+test: test-arch
+test-arch: $(B)/logits
+	@bash tests/test_arch.sh

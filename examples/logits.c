@@ -1,9 +1,10 @@
 /* logits - print the logits a GGUF checkpoint gives for a prompt of token ids (for comparisons).
 
-   logits -m model.gguf --prompt-ids "1 2 3" [--all] [--batch N] [--threads N]
+   logits -m model.gguf --prompt-ids "1 2 3" [--all] [--batch N] [--threads N] [-n N]
 
    Prints one line per position (only the last one without --all): n_vocab values, "%.9g",
    separated by spaces. The prompt is used exactly as given (no BOS is added).
+   -n N prints instead the N greedy ids that follow the prompt: "generated_ids(N): id id ...".
    --batch N feeds the prompt N tokens per call (default: all at once; 1 = token by token).
    Exits non-zero with a message on any error. */
 #define TFM_IMPLEMENTATION
@@ -15,11 +16,11 @@
 
 typedef struct {
     const char *model, *prompt_ids;
-    int all, batch, threads;
+    int all, batch, threads, n_greedy;
 } options;
 
 static void usage(void) {
-    fprintf(stderr, "usage: logits -m model.gguf --prompt-ids \"1 2 3\" [--all] [--batch N] [--threads N]\n");
+    fprintf(stderr, "usage: logits -m model.gguf --prompt-ids \"1 2 3\" [--all] [--batch N] [--threads N] [-n N]\n");
 }
 
 static int parse_args(int argc, char **argv, options *o) {
@@ -33,10 +34,11 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (strcmp(a, "--prompt-ids") == 0) o->prompt_ids = v;
         else if (strcmp(a, "--batch") == 0) o->batch = atoi(v);
         else if (strcmp(a, "--threads") == 0) o->threads = atoi(v);
+        else if (strcmp(a, "-n") == 0) o->n_greedy = atoi(v);
         else { usage(); return 0; }
         i++;
     }
-    if (!o->model || !o->prompt_ids || o->batch < 0) { usage(); return 0; }
+    if (!o->model || !o->prompt_ids || o->batch < 0 || o->n_greedy < 0) { usage(); return 0; }
     return 1;
 }
 
@@ -54,6 +56,23 @@ static size_t parse_ids(const char *p, int32_t **ids) {
     }
     while (*p == ' ' || *p == '\n' || *p == '\t') p++;
     return *p ? 0 : n;
+}
+
+/* Greedy continuation of the evaluated prompt: argmax, feed it back, n times. */
+static int print_greedy(tfm_session *s, int32_t n_vocab, int n) {
+    int i;
+    printf("generated_ids(%d):", n);
+    for (i = 0; i < n; i++) {
+        int32_t next = tfm_argmax(tfm_session_logits(s, 0), n_vocab);
+        tfm_result r;
+        printf(" %d", next);
+        if (i + 1 < n && (r = tfm_session_eval(s, &next, NULL, 1, NULL)) != TFM_OK) {
+            fprintf(stderr, "logits: %s (%s)\n", s->error, tfm_result_string(r));
+            return 0;
+        }
+    }
+    printf("\n");
+    return 1;
 }
 
 static void print_row(const float *x, int32_t n) {
@@ -78,7 +97,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     memset(&cfg, 0, sizeof cfg);
-    cfg.n_ctx = (int32_t)n;
+    cfg.n_ctx = (int32_t)(n + (size_t)o.n_greedy);
     cfg.n_threads = o.threads;
     if ((r = tfm_session_init(&s, &m, &cfg)) != TFM_OK) {
         fprintf(stderr, "logits: cannot start a session: %s (%s)\n", s.error, tfm_result_string(r));
@@ -94,7 +113,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    for (i = o.all ? 0 : n - 1; i < n; i++) print_row(all + i * (size_t)m.hp.n_vocab, m.hp.n_vocab);
+    if (o.n_greedy && !print_greedy(&s, m.hp.n_vocab, o.n_greedy)) return 1;
+    for (i = o.all ? 0 : n - 1; i < n && !o.n_greedy; i++) print_row(all + i * (size_t)m.hp.n_vocab, m.hp.n_vocab);
     free(all);
     free(ids);
     tfm_session_free(&s);

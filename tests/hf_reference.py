@@ -6,14 +6,17 @@ model.safetensors.index.json) of model_type llama, mistral, qwen2, gpt2 or opt, 
 logits in float64 following the Hugging Face modeling code's semantics (not tfm.h's), so tfm.h
 can be checked against it:
 
-  hf_reference.py logits HF_DIR --prompt-ids "1 2 3" [--all]    one line of logits per position
-                                                                 (the last one without --all)
-  hf_reference.py greedy HF_DIR --prompt-ids "1 2 3" -n N        "generated_ids(N): ..." and the
-                                                                 smallest top-1/top-2 gap of the run
-  hf_reference.py check-ref HF_DIR [--logits F] [--tokens F] [--tol T]
-        against another implementation's reference files (../shared/ref formats): full logits rows,
-        argmax and max logit at every listed position, and the greedy continuation
-  hf_reference.py compare A B [--tol T]                          max |difference| of two logits files
+  hf_reference.py logits HF_DIR --prompt-ids "1 2 3" [--all] [--check FILE]...
+        one line of logits per position (the last one without --all); with --check, compares
+        them instead with FILE's rows (max |d| <= --tol, equal argmax; see compare_rows)
+  hf_reference.py greedy HF_DIR --prompt-ids "1 2 3" -n N [--check FILE]...
+        "generated_ids(N): ..." and the smallest top-1/top-2 gap of the run; with --check, FILE's
+        "generated_ids" line must equal them (and every gap be >= 1e-3)
+  hf_reference.py check-ref HF_DIR [--logits F]... [--tokens F]... [--tol T]
+        against other implementations' files (../shared/ref formats): full logits rows, argmax and
+        max logit at every listed position, and the greedy continuation (teacher-forced)
+  hf_reference.py compare A B [A2 B2 ...] [--tol T] [--rms-tol R]
+        logits files, B the reference (rows of numbers; text up to a ':' is skipped)
 
 Exit status: 0 ok, 1 a check failed, 2 bad input.
 """
@@ -366,49 +369,61 @@ def print_rows(rows):
 # ------------------------------------------------------------------------------ commands
 
 
-def check_ref(model, logits_path, tokens_path, tol):
-    ok = True
-    if logits_path:
-        entries = read_ref_logits(logits_path)
-        ids = [e["token"] for e in sorted(entries, key=lambda e: e["pos"])]
-        if [e["pos"] for e in sorted(entries, key=lambda e: e["pos"])] != list(range(len(ids))):
-            raise ValueError("%s: positions are not 0..n-1" % logits_path)
-        L = model.logits(ids)
-        worst_row = worst_max = 0.0
-        bad_argmax = 0
-        for e in entries:
-            row = L[e["pos"]]
-            if "logits" in e:
-                worst_row = max(worst_row, float(np.max(np.abs(row - e["logits"]))))
-            if "max" in e:
-                worst_max = max(worst_max, abs(float(row.max()) - e["max"]))
-            bad_argmax += int(np.argmax(row)) != e["argmax"]
-        good = worst_row <= tol and worst_max <= tol and bad_argmax == 0
-        print("%s: %s %d positions: full rows max|d| %.3g, max logit max|d| %.3g, argmax differs at %d"
-              % ("ok" if good else "FAIL", os.path.basename(logits_path), len(entries), worst_row, worst_max, bad_argmax))
-        ok &= good
-    if tokens_path:
-        prompt, gen = read_ref_tokens(tokens_path)
-        seq = prompt + gen[:-1]
-        L = model.logits(seq, rows=list(range(len(prompt) - 1, len(seq))))
-        got = [int(np.argmax(r)) for r in L]
-        same = next((i for i, (a, b) in enumerate(zip(got, gen)) if a != b), len(gen))
-        good = same == len(gen)
-        print("%s: %s greedy ids equal for %d of %d" % ("ok" if good else "FAIL", os.path.basename(tokens_path), same, len(gen)))
-        ok &= good
-    return ok
+def check_ref_logits(model, path, tol):
+    """Full rows, max logit and argmax at every position a reference logits file lists."""
+    entries = sorted(read_ref_logits(path), key=lambda e: e["pos"])
+    if [e["pos"] for e in entries] != list(range(len(entries))) or not entries:
+        raise ValueError("%s: positions are not 0..n-1" % path)
+    L = model.logits([e["token"] for e in entries])
+    worst_row = worst_max = 0.0
+    bad_argmax = 0
+    for e in entries:
+        row = L[e["pos"]]
+        if "logits" in e:
+            worst_row = max(worst_row, float(np.max(np.abs(row - e["logits"]))))
+        if "max" in e:
+            worst_max = max(worst_max, abs(float(row.max()) - e["max"]))
+        bad_argmax += int(np.argmax(row)) != e["argmax"]
+    good = worst_row <= tol and worst_max <= tol and bad_argmax == 0
+    print("%s: %s, %d positions: full rows max|d| %.3g, max logit max|d| %.3g, argmax differs at %d"
+          % ("ok" if good else "FAIL", os.path.basename(path), len(entries), worst_row, worst_max, bad_argmax))
+    return good
 
 
-def compare(path_a, path_b, tol):
-    a, b = read_logits_file(path_a), read_logits_file(path_b)
-    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)) or not a:
-        print("FAIL: %s and %s have different shapes (%d and %d rows)" % (path_a, path_b, len(a), len(b)))
+def check_ref_tokens(model, path):
+    """The reference's greedy continuation, teacher-forced: argmax at each step equals the next id."""
+    prompt, gen = read_ref_tokens(path)
+    seq = prompt + gen[:-1]
+    got = [int(np.argmax(r)) for r in model.logits(seq, rows=list(range(len(prompt) - 1, len(seq))))]
+    same = next((i for i, (x, y) in enumerate(zip(got, gen)) if x != y), len(gen))
+    print("%s: %s, greedy ids equal for %d of %d" % ("ok" if same == len(gen) else "FAIL", os.path.basename(path), same, len(gen)))
+    return same == len(gen)
+
+
+def compare_rows(A, B, tol, rms_tol, what):
+    """A against the reference B ([rows, V]): max |A - B| <= tol, and equal argmaxes or, with
+    rms_tol (lossy weight types), rms(A - B) <= rms_tol * rms(B)."""
+    if A.shape != B.shape:
+        print("FAIL: %s: %s rows x logits, reference %s" % (what, A.shape, B.shape))
         return False
-    worst = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
-    argmax_same = all(int(np.argmax(x)) == int(np.argmax(y)) for x, y in zip(a, b))
-    good = worst <= tol and argmax_same
-    print("%s: %d rows x %d logits: max|d| %.3g (tolerance %.1g)%s"
-          % ("ok" if good else "FAIL", len(a), len(a[0]), worst, tol, "" if argmax_same else ", argmax differs"))
+    worst = float(np.max(np.abs(A - B)))
+    rel_rms = float(np.sqrt(np.mean((A - B) ** 2) / np.mean(B ** 2)))
+    argmax_diff = int(np.sum(np.argmax(A, axis=1) != np.argmax(B, axis=1)))
+    good = worst <= tol and (argmax_diff == 0 if rms_tol is None else rel_rms <= rms_tol)
+    print("%s: %s: %d rows x %d logits: max|d| %.3g (tolerance %.2g), rms(d)/rms %.3g%s, argmax differs in %d"
+          % ("ok" if good else "FAIL", what, A.shape[0], A.shape[1], worst, tol, rel_rms,
+             "" if rms_tol is None else " (tolerance %.2g)" % rms_tol, argmax_diff))
+    return good
+
+
+def check_greedy(ids, gap, path):
+    """ids equal the 'generated_ids' line of path, and every step was decided by a clear margin."""
+    with open(path) as f:
+        got = parse_ids(f.read().split(":", 1)[-1])
+    good = got == ids and gap >= 1e-3
+    print("%s: %s: %d greedy ids %s, smallest top-1/top-2 gap %.3g%s"
+          % ("ok" if good else "FAIL", os.path.basename(path), len(ids), "equal" if got == ids else "DIFFER",
+             gap, "" if gap >= 1e-3 else " (too small to decide)"))
     return good
 
 
@@ -420,25 +435,44 @@ def main(argv):
     ap.add_argument("--prompt-ids", default="")
     ap.add_argument("--all", action="store_true")
     ap.add_argument("-n", type=int, default=32)
-    ap.add_argument("--logits")
-    ap.add_argument("--tokens")
+    ap.add_argument("--check", action="append", default=[])
+    ap.add_argument("--logits", action="append", default=[])
+    ap.add_argument("--tokens", action="append", default=[])
     ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--rms-tol", type=float)
     a = ap.parse_args(argv)
+    ok = True
     if a.command == "compare":
-        return 0 if compare(a.paths[0], a.paths[1], a.tol) else 1
+        if len(a.paths) % 2:
+            raise ValueError("compare takes pairs of files")
+        for x, y in zip(a.paths[0::2], a.paths[1::2]):
+            ok &= compare_rows(np.array(read_logits_file(x)), np.array(read_logits_file(y)), a.tol, a.rms_tol,
+                               "%s vs %s" % (os.path.basename(x), os.path.basename(y)))
+        return 0 if ok else 1
     model = Model(a.paths[0])
     if a.command == "check-ref":
-        return 0 if check_ref(model, a.logits, a.tokens, a.tol) else 1
+        for path in a.logits:
+            ok &= check_ref_logits(model, path, a.tol)
+        for path in a.tokens:
+            ok &= check_ref_tokens(model, path)
+        return 0 if ok else 1
     prompt = parse_ids(a.prompt_ids)
     if not prompt:
         raise ValueError("--prompt-ids is empty")
     if a.command == "logits":
-        print_rows(model.logits(prompt, rows=None if a.all else [len(prompt) - 1]))
+        L = model.logits(prompt, rows=None if a.all else [len(prompt) - 1])
+        for path in a.check:
+            ok &= compare_rows(np.array(read_logits_file(path)), L, a.tol, a.rms_tol, os.path.basename(path))
+        if not a.check:
+            print_rows(L)
     else:
         ids, gap = model.greedy(prompt, a.n)
-        print("generated_ids(%d): %s" % (len(ids), " ".join(map(str, ids))))
-        print("min_gap: %.6g" % gap)
-    return 0
+        for path in a.check:
+            ok &= check_greedy(ids, gap, path)
+        if not a.check:
+            print("generated_ids(%d): %s" % (len(ids), " ".join(map(str, ids))))
+            print("min_gap: %.6g" % gap)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ static size_t parse_ids(const char *p, int32_t **ids) {
     char *end;
     *ids = (int32_t *)malloc(cap * sizeof **ids);
     if (!*ids) return 0;
-    for (;; p = end) {
+    for (;; p = end) { /* strtol skips leading white space */
         long v = strtol(p, &end, 10);
         if (end == p) break;
         if (v < INT32_MIN || v > INT32_MAX) return 0;
@@ -81,6 +81,22 @@ static void print_row(const float *x, int32_t n) {
     printf("\n");
 }
 
+/* Feeds the prompt (o->batch tokens per call), then prints its logits or the greedy ids. */
+static int run(const options *o, tfm_session *s, const int32_t *ids, size_t n) {
+    const int32_t V = s->model->hp.n_vocab;
+    float *all = (float *)malloc(n * (size_t)V * sizeof *all);
+    size_t i, step = o->batch ? (size_t)o->batch : n;
+    tfm_result r = TFM_OK;
+    if (!all) { fprintf(stderr, "logits: out of memory\n"); return 0; }
+    for (i = 0; i < n && r == TFM_OK; i += step)
+        r = tfm_session_eval(s, ids + i, NULL, n - i < step ? n - i : step, all + i * (size_t)V);
+    if (r != TFM_OK) fprintf(stderr, "logits: %s (%s)\n", s->error, tfm_result_string(r));
+    else if (o->n_greedy) r = print_greedy(s, V, o->n_greedy) ? TFM_OK : TFM_ERR_ARG;
+    else for (i = o->all ? 0 : n - 1; i < n; i++) print_row(all + i * (size_t)V, V);
+    free(all);
+    return r == TFM_OK;
+}
+
 int main(int argc, char **argv) {
     options o;
     tfm_model m;
@@ -88,36 +104,28 @@ int main(int argc, char **argv) {
     tfm_session_config cfg;
     tfm_result r;
     int32_t *ids = NULL;
-    float *all;
-    size_t n, i, step;
+    size_t n;
+    int ok = 0;
     if (!parse_args(argc, argv, &o)) return 2;
-    if (!(n = parse_ids(o.prompt_ids, &ids))) { fprintf(stderr, "logits: bad or empty --prompt-ids\n"); return 2; }
-    if ((r = tfm_model_load(&m, o.model)) != TFM_OK) {
-        fprintf(stderr, "logits: cannot load %s: %s (%s)\n", o.model, m.error, tfm_result_string(r));
-        return 1;
+    if (!(n = parse_ids(o.prompt_ids, &ids))) {
+        fprintf(stderr, "logits: bad or empty --prompt-ids\n");
+        free(ids);
+        return 2;
     }
     memset(&cfg, 0, sizeof cfg);
     cfg.n_ctx = (int32_t)(n + (size_t)o.n_greedy);
     cfg.n_threads = o.threads;
-    if ((r = tfm_session_init(&s, &m, &cfg)) != TFM_OK) {
-        fprintf(stderr, "logits: cannot start a session: %s (%s)\n", s.error, tfm_result_string(r));
-        return 1;
-    }
-    all = (float *)malloc(n * (size_t)m.hp.n_vocab * sizeof *all);
-    if (!all) { fprintf(stderr, "logits: out of memory\n"); return 1; }
-    step = o.batch ? (size_t)o.batch : n;
-    for (i = 0; i < n; i += step) {
-        size_t k = n - i < step ? n - i : step;
-        if ((r = tfm_session_eval(&s, ids + i, NULL, k, all + i * (size_t)m.hp.n_vocab)) != TFM_OK) {
-            fprintf(stderr, "logits: %s (%s)\n", s.error, tfm_result_string(r));
-            return 1;
+    if ((r = tfm_model_load(&m, o.model)) != TFM_OK) {
+        fprintf(stderr, "logits: cannot load %s: %s (%s)\n", o.model, m.error, tfm_result_string(r));
+    } else {
+        if ((r = tfm_session_init(&s, &m, &cfg)) != TFM_OK) {
+            fprintf(stderr, "logits: cannot start a session: %s (%s)\n", s.error, tfm_result_string(r));
+        } else {
+            ok = run(&o, &s, ids, n);
+            tfm_session_free(&s);
         }
+        tfm_model_free(&m);
     }
-    if (o.n_greedy && !print_greedy(&s, m.hp.n_vocab, o.n_greedy)) return 1;
-    for (i = o.all ? 0 : n - 1; i < n && !o.n_greedy; i++) print_row(all + i * (size_t)m.hp.n_vocab, m.hp.n_vocab);
-    free(all);
     free(ids);
-    tfm_session_free(&s);
-    tfm_model_free(&m);
-    return 0;
+    return ok ? 0 : 1;
 }

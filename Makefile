@@ -44,3 +44,9 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%) $(B)/run $(B)/llama2c-to-gguf
 
 clean:
 	rm -rf $(B)
+
+# ---- architecture cross-checks against an independent float64 forward (tests/test_arch.sh)
+.PHONY: test-arch
+test: test-arch
+test-arch: $(B)/logits
+	@bash tests/test_arch.sh

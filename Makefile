@@ -58,7 +58,9 @@ test-arch: $(B)/logits
 # runs it under QEMU, counting instructions (-icount shift=0: 1 ns of virtual time each).
 FW_CC         ?= arm-none-eabi-gcc
 FW_MODEL      ?= $(if $(wildcard $(MODEL)),$(MODEL),../shared/models/stories260K.gguf)
-FW_PROMPT_IDS ?= 1 403 407 261 378
+FW_PROMPT     ?= $(if $(wildcard $(MODEL)),$(PROMPT),Once upon a time)
+FW_PROMPT_IDS ?=
+FW_PROMPT_ARG  = $(if $(strip $(FW_PROMPT_IDS)),--prompt-ids "$(FW_PROMPT_IDS)",--prompt "$(FW_PROMPT)")
 FW_N_GEN      ?= 48
 FW_BUDGET     ?= 16
 FW_ALPHA      ?= 0.5
@@ -77,12 +79,12 @@ firmware: $(FW_DIR)/firmware.elf $(FW_DIR)/host
 # rebuild when a setting changes
 $(FW_DIR)/settings: FORCE
 	@mkdir -p $(FW_DIR)
-	@echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH) $(FW_OPT)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_IDS)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH) $(FW_OPT)' > $@
+	@echo '$(FW_MODEL)|$(FW_PROMPT_ARG)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH) $(FW_OPT)' | cmp -s - $@ || echo '$(FW_MODEL)|$(FW_PROMPT_ARG)|$(FW_DEFS)|$(FW_CC) $(FW_ARCH) $(FW_OPT)' > $@
 
 # the model as an .incbin of the Q8_0 GGUF (assembles in no time; `gguf-to-c` without --asm
 # writes a C array instead)
 $(FW_DIR)/model.S: $(FW_MODEL) $(B)/gguf-to-c $(FW_DIR)/settings
-	$(B)/gguf-to-c --q8_0 --asm --prompt-ids "$(FW_PROMPT_IDS)" --gguf-out $(FW_DIR)/model.gguf $(FW_MODEL) $@
+	$(B)/gguf-to-c --q8_0 --asm $(FW_PROMPT_ARG) --gguf-out $(FW_DIR)/model.gguf $(FW_MODEL) $@
 
 $(FW_DIR)/firmware.elf: $(FW_DIR)/model.S $(FW_SRC) examples/firmware/startup.c examples/firmware/board_mps2.c examples/firmware/mps2-an386.ld tfm.h
 	$(FW_CC) $(FW_ARCH) $(FW_OPT) $(WARN) -ffunction-sections -fdata-sections -I. -Iexamples/firmware $(FW_DEFS) \

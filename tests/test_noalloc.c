@@ -1,7 +1,7 @@
 /* No allocation after init. TFM_MALLOC/TFM_FREE are hooks that count their calls; after the
    model, session and sampler are initialized, full generations (prefill, greedy and stochastic
-   decoding, A2SF/H2O/window eviction, several sequences, sequence copy and reset) must make zero
-   calls, and every allocation must be freed at the end. malloc/calloc/realloc/free are also
+   decoding, A2SF/H2O/window eviction, several sequences, sequence copy and reset, decoding the
+   text and tokenizing with tfm_tokenize_ex in caller memory) must make zero calls, and every allocation must be freed at the end. malloc/calloc/realloc/free are also
    redefined around the implementation, so a direct libc call that bypasses the hooks is counted
    (it must never happen); and where glibc can tell, the bytes in use on the heap must not change
    during a generation (which also catches libc helpers that allocate, such as qsort). With
@@ -71,7 +71,22 @@ typedef struct {
     size_t n_hist[2];
     float *logp;                 /* [n_vocab] */
     int32_t kept[MAX_STEPS + 8];
+    void *tok_work;              /* tfm_tokenize_work_size(vocab, strlen(TEXT)) bytes */
+    size_t tok_work_size;
+    int32_t tok_ids[64];
+    char text[4096];
 } gen_state;
+
+#define TEXT "Once upon a time, there was a little girl named Lily."
+
+/* Decoding and encoding text with the model's vocabulary, in memory given up front. */
+static int text_round(const tfm_vocab *v, gen_state *g, int32_t prev, int32_t tok) {
+    size_t n = 0;
+    if (v->n_tokens == 0) return 1;
+    tfm_token_to_piece(v, prev, tok, g->text, 64);
+    if (tfm_detokenize(v, g->hist[0], g->n_hist[0], g->text, sizeof g->text, &n) != TFM_OK) return 0;
+    return tfm_tokenize_ex(v, TEXT, strlen(TEXT), 1, g->tok_ids, 64, &n, g->tok_work, g->tok_work_size) == TFM_OK && n > 0;
+}
 
 /* A prompt of n valid ids (the model's BOS first when it has one). */
 static void make_prompt(const tfm_model *m, int32_t *ids, size_t n, int salt) {
@@ -104,6 +119,7 @@ static int generate(tfm_session *s, tfm_sampler *greedy, tfm_sampler *sampler, g
             seqs[q] = q;
         }
         tfm_log_softmax(tfm_session_logits(s, 0), g->logp, m->hp.n_vocab);
+        if (!text_round(&m->vocab, g, g->hist[0][g->n_hist[0] - 2], toks[0])) return 0;
         if (tfm_session_eval(s, toks, seqs, (size_t)n_seq, NULL) != TFM_OK) return 0;
         tfm_seq_kept(s, 0, 0, 0, g->kept, MAX_STEPS + 8);
         if (n_seq > 1 && step == n_gen / 2) {
@@ -141,7 +157,9 @@ static void run_scenario(const scenario *sc) {
     CHECK(tfm_sampler_init(&sampler, &scfg, m.hp.n_vocab) == TFM_OK, "%s: sampler", sc->name);
     g = (gen_state *)calloc(1, sizeof *g);
     g->logp = (float *)malloc((size_t)m.hp.n_vocab * sizeof(float));
-    printf("  %s, %d steps x %d sequences", sc->name, sc->n_gen, sc->n_seq); /* stdio buffers are allocated now */
+    g->tok_work_size = tfm_tokenize_work_size(&m.vocab, strlen(TEXT));
+    g->tok_work = malloc(g->tok_work_size + 1);
+    printf("  %s, %d steps x %d sequences%s", sc->name, sc->n_gen, sc->n_seq, m.vocab.n_tokens ? ", text" : ""); /* stdio buffers are allocated now */
     fflush(stdout);
 
     for (round = 0; round < 2; round++) {
@@ -160,6 +178,7 @@ static void run_scenario(const scenario *sc) {
     }
     printf("\n");
     free(g->logp);
+    free(g->tok_work);
     free(g);
     tfm_sampler_free(&sampler);
     tfm_sampler_free(&greedy);
@@ -214,6 +233,8 @@ static void run_preallocated(const char *path) {
     scfg.temperature = 1.0f; scfg.top_k = 20; scfg.seed = 3;
     CHECK(tfm_sampler_init_preallocated(&sampler, &scfg, m.hp.n_vocab, take(need), need) == TFM_OK, "sampler");
     g.logp = (float *)take((size_t)m.hp.n_vocab * sizeof(float));
+    g.tok_work_size = tfm_tokenize_work_size(&m.vocab, strlen(TEXT));
+    g.tok_work = take(g.tok_work_size + 1);
     CHECK(g.logp && generate(&s, &greedy, &sampler, &g, 2, 40), "preallocated generation: %s", s.error);
     /* free on preallocated objects releases nothing (and must not call TFM_FREE) */
     tfm_sampler_free(&sampler);

@@ -11,6 +11,7 @@
                        .incbin's PATH from --gguf-out, instead of a C array
      --prompt-ids IDS  also emit NAME_prompt[] (int32_t) and NAME_prompt_len: token ids (space or
                        comma separated), so a board can start generating without a tokenizer
+     --prompt TEXT     the same, tokenized here with the model's vocabulary (BOS as it says)
 
    Alignment: tfm.h reads weights in place. GGUF places every tensor at a multiple of its
    alignment (32 by default, general.alignment if set) from the start of the file, and F32 rows
@@ -27,7 +28,7 @@
 #define MAX_PROMPT 4096
 
 typedef struct {
-    const char *in, *out, *name, *gguf_out;
+    const char *in, *out, *name, *gguf_out, *prompt_text;
     int q8_0, assembler;
     int32_t prompt[MAX_PROMPT];
     size_t n_prompt;
@@ -48,7 +49,7 @@ static int parse_ids(const char *s, options *o) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: gguf-to-c [--name NAME] [--q8_0] [--gguf-out PATH] [--asm] [--prompt-ids IDS] in.gguf out.c|out.S\n");
+    fprintf(stderr, "usage: gguf-to-c [--name NAME] [--q8_0] [--gguf-out PATH] [--asm] [--prompt-ids IDS | --prompt TEXT] in.gguf out.c|out.S\n");
     return 2;
 }
 
@@ -62,12 +63,13 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(argv[i], "--name") && i + 1 < argc) o->name = argv[++i];
         else if (!strcmp(argv[i], "--gguf-out") && i + 1 < argc) o->gguf_out = argv[++i];
         else if (!strcmp(argv[i], "--prompt-ids") && i + 1 < argc) { if (!parse_ids(argv[++i], o)) return 0; }
+        else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) o->prompt_text = argv[++i];
         else if (argv[i][0] == '-') return 0;
         else if (!o->in) o->in = argv[i];
         else if (!o->out) o->out = argv[i];
         else return 0;
     }
-    if (!o->in || !o->out || (o->assembler && !o->gguf_out)) return 0;
+    if (!o->in || !o->out || (o->assembler && !o->gguf_out) || (o->prompt_text && o->n_prompt)) return 0;
     for (i = 0; o->name[i]; i++) {
         char c = o->name[i];
         if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9'))) return 0;
@@ -149,6 +151,17 @@ done:
     return rc;
 }
 
+/* Tokenizes --prompt with the model's own vocabulary. */
+static int tokenize_prompt(const tfm_gguf *g, options *o) {
+    tfm_vocab v;
+    tfm_result r = tfm_vocab_init(&v, g);
+    if (r != TFM_OK) { fprintf(stderr, "gguf-to-c: no vocabulary to tokenize the prompt: %s\n", v.error); return -1; }
+    r = tfm_tokenize(&v, o->prompt_text, strlen(o->prompt_text), 1, o->prompt, MAX_PROMPT, &o->n_prompt);
+    tfm_vocab_free(&v);
+    if (r != TFM_OK) { fprintf(stderr, "gguf-to-c: cannot tokenize the prompt: %s\n", tfm_result_string(r)); return -1; }
+    return 0;
+}
+
 static int read_file(const char *path, unsigned char **data, size_t *size) {
     FILE *f = fopen(path, "rb");
     long n;
@@ -224,6 +237,7 @@ int main(int argc, char **argv) {
     r = tfm_gguf_open(&g, o.in);
     if (r != TFM_OK) { fprintf(stderr, "gguf-to-c: %s: %s\n", tfm_result_string(r), g.error); return 1; }
     align = g.alignment > 32 ? g.alignment : 32;
+    if (o.prompt_text && tokenize_prompt(&g, &o) != 0) { tfm_gguf_free(&g); return 1; }
     if (o.q8_0) {
         char tmp[1024];
         const char *path = o.gguf_out;

@@ -135,6 +135,20 @@ static size_t fw_n_prompt;
 static int32_t fw_bos[1];
 static int32_t fw_out[FW_N_GEN];
 
+/* Decoded text of ids (prev: the id before the first, -1 if none); nothing when the model has no
+   vocabulary. tfm_token_to_piece writes into our buffer and allocates nothing. */
+static void put_text(const char *label, const int32_t *ids, size_t n, int32_t prev) {
+    char piece[64];
+    size_t i, k, j;
+    if (fw_model.vocab.n_tokens == 0) return;
+    put_str(label);
+    for (i = 0; i < n; prev = ids[i++]) {
+        k = tfm_token_to_piece(&fw_model.vocab, prev, ids[i], piece, sizeof piece);
+        for (j = 0; j < k; j++) board_putc(piece[j] == '\n' ? ' ' : piece[j]);
+    }
+    board_putc('\n');
+}
+
 /* The prompt given with the model (read from flash in place), or the BOS token alone. */
 static int take_prompt(void) {
     fw_prompt = tfm_model_gguf_prompt;
@@ -255,6 +269,8 @@ static int generate(void) {
         }
     }
     put_ids("generated_ids", fw_out, n);
+    put_text("prompt: ", fw_prompt, fw_n_prompt, -1);
+    put_text("text: ", fw_out, n, fw_prompt[fw_n_prompt - 1]);
     if (total) {
         put_kv("decode insns per token: mean ", total / n_decode);
         put_kv(" min ", lo);

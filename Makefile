@@ -13,7 +13,7 @@ EXAMPLES := $(B)/run $(B)/bench $(B)/kv_eval
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
 TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_beam
 
-.PHONY: all run test test-san bench model firmware clean
+.PHONY: all run test test-san bench model firmware clean bench-beams
 all: $(EXAMPLES)
 
 $(B):
@@ -43,3 +43,7 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
 
 clean:
 	rm -rf $(B)
+
+# >> beam search (branch beam): batched 4-beam step vs 4 single steps, JSON on stdout
+bench-beams: $(B)/bench_beams
+	$(B)/bench_beams

@@ -18,6 +18,7 @@ static void *counting_malloc(size_t n) { test_allocs++; return malloc(n); }
 #include "../tfm.h"
 #include "test.h"
 #include "../tools/gguf_write.h"
+#include "../examples/beam_flags.h"
 
 #define MAXT 16 /* longest output in these tests */
 
@@ -811,6 +812,57 @@ static void test_memory_and_errors(tiny_model *tm) {
     }
 }
 
+/* ------------------------------------------------------------------ examples/beam_flags.h */
+
+static void test_flags(tiny_model *tm) {
+    static const char *argv[] = {"--beams", "5", "--n-best", "3", "--length-penalty", "0", "--early-stopping", "never",
+                                 "--cond-not-empty", "--cond-no-repeat", "2", "--cond-no-copy", "3", "--min-new", "1"};
+    static const int32_t prompt[] = {1, 3, 4, 5};
+    const int argc = (int)(sizeof argv / sizeof argv[0]);
+    beam_flags f;
+    tfm_beam b;
+    tfm_beam_config c;
+    tfm_session_config sc;
+    char text[4096], want[256];
+    FILE *out = tmpfile();
+    int i, k, rc;
+    size_t n;
+    memset(&f, 0, sizeof f);
+    for (i = 0; i < argc; i += k) {
+        k = beam_flags_parse(&f, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
+        CHECK(k > 0, "flag %s not taken", argv[i]);
+        if (k <= 0) return;
+    }
+    CHECK(beam_flags_parse(&f, "--beams", "x") < 0 && beam_flags_parse(&f, "--early-stopping", "soon") < 0 &&
+          beam_flags_parse(&f, "--length-penalty", NULL) < 0 && beam_flags_parse(&f, "-n", "3") == 0, "bad flags refused, others left alone");
+    memset(&sc, 0, sizeof sc);
+    sc.n_ctx = 16;
+    if (!out) { printf("SKIP: tmpfile() unavailable\n"); return; }
+    {
+        FILE *u = tmpfile();
+        if (u) { beam_flags_usage(u); CHECK(ftell(u) > 200, "usage text"); fclose(u); }
+    }
+    rc = beam_flags_run(&f, &tm->m, &sc, prompt, 4, 5, 0, NULL, NULL, out);
+    CHECK(rc == 0, "beam_flags_run failed");
+    rewind(out);
+    n = fread(text, 1, sizeof text - 1, out);
+    text[n] = 0;
+    fclose(out);
+    memset(&c, 0, sizeof c); /* the same search through the library */
+    c.n_beams = 5; c.n_return = 3; c.early_stopping = TFM_EARLY_NEVER; c.max_new_tokens = 5; c.min_new_tokens = 1;
+    c.cond.not_empty = 1; c.cond.no_repeat_ngram = 2; c.cond.no_prompt_copy = 3; c.session = sc;
+    CHECK(tfm_beam_init(&b, &tm->m, &c) == TFM_OK && tfm_beam_search(&b, prompt, 4) == TFM_OK, "library search");
+    for (i = 0; i < b.n_results; i++) {
+        int j, len = sprintf(want, "#%d score %.4f  log p %.4f  len %d%s | ", i + 1, (double)b.hyps[i].score, (double)b.hyps[i].logprob,
+                             (int)b.hyps[i].n_tokens, b.hyps[i].eos ? " +eos" : "");
+        for (j = 0; j < b.hyps[i].n_tokens; j++) len += sprintf(want + len, "%s%d", j ? " " : "", (int)b.hyps[i].tokens[j]);
+        CHECK(strstr(text, want) != NULL, "run's n-best list lacks \"%s\":\n%s", want, text);
+    }
+    CHECK(b.n_results == 3, "3 results expected, got %d", b.n_results);
+    printf("  beam_flags.h: the flags give the library's search; n-best list:\n%s", text);
+    tfm_beam_free(&b);
+}
+
 int main(void) {
     tiny_model small, mid;
     tiny_cfg cs = {6, 16, 2, 2, 1, 32, 16, 11, 3.0f};  /* V 6 (EOS 2), GQA 2:1 */
@@ -822,6 +874,7 @@ int main(void) {
     test_against_reference(&small, &mid);
     test_pruned_caches(&mid);
     test_memory_and_errors(&small);
+    test_flags(&small);
     tiny_free(&small);
     tiny_free(&mid);
     return test_summary("test_beam");

@@ -8,7 +8,8 @@
      main:        after the prompt ids are known and the model is loaded:
                       if (o.beam.n_beams > 0)
                           return beam_flags_run(&o.beam, &m, &o.session, ids, n_prompt, o.n_new, o.ignore_eos, print_fn, user, stdout);
-                  where print_fn(user, out, ids, n) writes the text of ids[n] (NULL: ids are printed).
+                  where print_fn(user, out, prev, ids, n) writes the text of ids[n], prev being the token
+                  before ids[0] (the last prompt token); NULL prints the ids.
 
    Flags:
      --beams N              beam search with N beams (Hugging Face semantics); prints the n-best list
@@ -38,8 +39,8 @@ typedef struct {
     tfm_beam_config cfg;  /* the rest of the settings */
 } beam_flags;
 
-/* Writes the text of ids[n] to out. */
-typedef void (*beam_print_fn)(void *user, FILE *out, const int32_t *ids, int32_t n);
+/* Writes the text of ids[n] to out; prev is the token before ids[0]. */
+typedef void (*beam_print_fn)(void *user, FILE *out, int32_t prev, const int32_t *ids, int32_t n);
 
 static void beam_flags_usage(FILE *f) {
     fprintf(f,
@@ -120,7 +121,7 @@ static int beam_flags_run(const beam_flags *f, const tfm_model *m, const tfm_ses
     for (i = 0; i < b.n_results; i++) {
         const tfm_beam_hyp *h = &b.hyps[i];
         fprintf(out, "#%d score %.4f  log p %.4f  len %d%s | ", i + 1, (double)h->score, (double)h->logprob, (int)h->n_tokens, h->eos ? " +eos" : "");
-        if (print) print(user, out, h->tokens, h->n_tokens);
+        if (print) print(user, out, n_prompt ? prompt[n_prompt - 1] : -1, h->tokens, h->n_tokens);
         else for (j = 0; j < h->n_tokens; j++) fprintf(out, "%s%d", j ? " " : "", (int)h->tokens[j]);
         fprintf(out, "\n");
     }

@@ -814,6 +814,12 @@ static void test_memory_and_errors(tiny_model *tm) {
 
 /* ------------------------------------------------------------------ examples/beam_flags.h */
 
+static void print_letters(void *user, FILE *out, int32_t prev, const int32_t *ids, int32_t n) {
+    int32_t i;
+    fprintf(out, "(after %d)", (int)prev);
+    for (i = 0; i < n; i++) fprintf(out, "%c", ((const char *)user)[ids[i]]);
+}
+
 static void test_flags(tiny_model *tm) {
     static const char *argv[] = {"--beams", "5", "--n-best", "3", "--length-penalty", "0", "--early-stopping", "never",
                                  "--cond-not-empty", "--cond-no-repeat", "2", "--cond-no-copy", "3", "--min-new", "1"};
@@ -859,6 +865,16 @@ static void test_flags(tiny_model *tm) {
         CHECK(strstr(text, want) != NULL, "run's n-best list lacks \"%s\":\n%s", want, text);
     }
     CHECK(b.n_results == 3, "3 results expected, got %d", b.n_results);
+    if ((out = tmpfile()) != NULL) { /* text through the caller's printer */
+        rc = beam_flags_run(&f, &tm->m, &sc, prompt, 4, 5, 0, print_letters, (void *)"USEabc", out);
+        rewind(out);
+        n = fread(text, 1, sizeof text - 1, out);
+        text[n] = 0;
+        fclose(out);
+        sprintf(want, "| (after 5)");
+        for (i = 0; i < b.hyps[0].n_tokens; i++) sprintf(want + strlen(want), "%c", "USEabc"[b.hyps[0].tokens[i]]);
+        CHECK(rc == 0 && strstr(text, want) != NULL, "printer output lacks \"%s\":\n%s", want, text);
+    }
     printf("  beam_flags.h: the flags give the library's search; n-best list:\n%s", text);
     tfm_beam_free(&b);
 }

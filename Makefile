@@ -47,3 +47,5 @@ clean:
 # >> beam search (branch beam): batched 4-beam step vs 4 single steps, JSON on stdout
 bench-beams: $(B)/bench_beams
 	$(B)/bench_beams
+$(B)/test_beam $(B)/san_beam: examples/beam_flags.h tools/gguf_write.h
+$(B)/bench_beams: tools/gguf_write.h

@@ -443,7 +443,9 @@ TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n);
      - the first step expands only the prompt's beam (Hugging Face gives the other copies -1e9,
        which is the same unless n_vocab < 2 * n_beams).
      - equal scores rank by (beam, token id) ascending; one EOS id; result tokens exclude EOS
-       (the `eos` flag says whether it ended with EOS); one prompt per searcher. */
+       (the `eos` flag says whether it ended with EOS); one prompt per searcher.
+   n_beams = 1 is greedy decoding (early_stopping heuristic or true; with "never" the beam goes on
+   past an EOS, as in Hugging Face). */
 
 typedef enum {
     TFM_EARLY_HEURISTIC = 0, /* early_stopping=False: stop when the best candidate, at the current

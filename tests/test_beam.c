@@ -271,7 +271,7 @@ static int greedy(const tfm_model *m, const int32_t *prompt, int np, int max_new
     return n;
 }
 
-static void check_greedy(const tfm_model *m, const int32_t *prompt, int np, int max_new, int eos_cfg, const char *what) {
+static void check_greedy(const tfm_model *m, const int32_t *prompt, int np, int max_new, int eos_cfg, float lp, tfm_early_stopping early, const char *what) {
     tfm_beam b;
     tfm_beam_config c;
     int32_t g[256];
@@ -280,6 +280,8 @@ static void check_greedy(const tfm_model *m, const int32_t *prompt, int np, int 
     c.n_beams = 1;
     c.max_new_tokens = max_new;
     c.eos_id = eos_cfg;
+    c.length_penalty = lp;
+    c.early_stopping = early;
     c.session.n_ctx = np + max_new;
     CHECK(tfm_beam_init(&b, m, &c) == TFM_OK, "%s: init: %s", what, b.error);
     eos_id = b.cfg.eos_id;
@@ -299,10 +301,11 @@ static void test_greedy(tiny_model *small, tiny_model *mid) {
         int np = 1 + (int)(rng_next(&s) % 6);
         for (i = 0; i < np; i++) prompt[i] = (int32_t)(rng_next(&s) % (uint64_t)tm->m.hp.n_vocab);
         ref_open(&tm->m, 64);
-        check_greedy(&tm->m, prompt, np, 1 + (int)(rng_next(&s) % 12), k % 3 == 0 ? -1 : 0, "random model");
+        check_greedy(&tm->m, prompt, np, 1 + (int)(rng_next(&s) % 12), k % 3 == 0 ? -1 : 0, k % 4 < 2 ? 0.0f : 1.0f,
+                     k % 5 == 0 ? TFM_EARLY_TRUE : TFM_EARLY_HEURISTIC, "random model");
         ref_close();
     }
-    printf("  n_beams = 1 equals greedy decoding on 40 random prompts\n");
+    printf("  n_beams = 1 equals greedy decoding on 40 random prompts (length_penalty 0 and 1, early stopping heuristic and true)\n");
 }
 
 /* The same against another implementation: llama2.c's greedy ids on stories260K. */

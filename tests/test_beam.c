@@ -842,6 +842,8 @@ static void test_flags(tiny_model *tm) {
         CHECK(k > 0, "flag %s not taken", argv[i]);
         if (k <= 0) return;
     }
+    printf("  beam_flags.h: three bad flags, expect three error lines:\n");
+    fflush(stdout);
     CHECK(beam_flags_parse(&f, "--beams", "x") < 0 && beam_flags_parse(&f, "--early-stopping", "soon") < 0 &&
           beam_flags_parse(&f, "--length-penalty", NULL) < 0 && beam_flags_parse(&f, "-n", "3") == 0, "bad flags refused, others left alone");
     memset(&sc, 0, sizeof sc);

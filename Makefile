@@ -11,7 +11,7 @@ N        ?= 120
 
 EXAMPLES := $(B)/run $(B)/bench $(B)/kv_eval
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
-TESTS    := $(B)/test_models $(B)/test_kernels $(B)/test_gguf
+TESTS    := $(B)/test_models $(B)/test_kernels $(B)/test_gguf $(B)/test_kv
 
 .PHONY: all run test test-san bench model firmware clean
 all: $(EXAMPLES)

@@ -9,9 +9,9 @@ MODEL    ?= models/tfm-kjv.gguf
 PROMPT   ?= And God said
 N        ?= 120
 
-EXAMPLES := $(B)/run $(B)/bench $(B)/kv_eval
+EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
-TESTS    := $(B)/test_models $(B)/test_gguf
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json
 TESTS    += $(B)/test_kv
 
 .PHONY: all run test test-san bench model firmware clean
@@ -35,9 +35,10 @@ $(B)/san_%: tests/test_%.c tests/test.h tfm.h | $(B)
 run: $(B)/run
 	$(B)/run -m $(MODEL) -p "$(PROMPT)" -n $(N)
 
-test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
+test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%) $(B)/run $(B)/llama2c-to-gguf
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 	@set -e; for t in $(TESTS:$(B)/test_%=$(B)/san_%); do echo "== $$t (ASan+UBSan)"; $$t; done
+	@bash tests/test_cli.sh
 	@bash tests/test_build.sh
 	@bash tests/fuzz_gguf.sh 10
 	@echo "make test: all passed"

@@ -204,14 +204,108 @@ TFMDEF int tfm_gguf_arr_int(const tfm_gguf_kv *kv, uint64_t i, int64_t *out);
 
 /* ===================================================================== tokenizer (tfm_vocab) */
 /* >>tokenizer-api-begin (owned by the tokenizer section) */
+/*  What it reads (tokenizer.ggml.* keys of a GGUF):
+      model "llama"  SentencePiece BPE: the text gets a leading space when add_space_prefix (default
+                     on) and is not empty, spaces become U+2581, then the adjacent pair whose
+                     concatenation is a token with the highest score merges first (ties: leftmost),
+                     as llama.cpp and llama2.c do; characters left without a token become byte
+                     tokens <0xXX> (or one unknown token per character if the vocabulary has none).
+      model "gpt2"   byte-level BPE: the text is split by the pre-tokenizer `pre` names (absent:
+                     gpt-2), every byte of a piece maps to one GPT-2 "byte character", then ranked
+                     merges apply (lower index first). Pre-tokenizers: "gpt-2" (also "phi-2"),
+                     "llama-bpe" (also "llama3", "llama-v3"; whole pieces that are tokens are kept as
+                     they are, and add_bos defaults to on, as llama.cpp does), "qwen2" (also
+                     "deepseek-r1-qwen", "megrez"). Others give TFM_ERR_UNSUPPORTED.
+    Encoding never produces control tokens (BOS, EOS, <|endoftext|> ...) from text: there is no
+    special-token parsing, "<s>" in the text is ordinary text. Tokens of type control, unknown,
+    unused and byte are never the result of a merge. Invalid UTF-8 never crashes: each byte that
+    does not start a valid character is a character of its own (no letter, number or space), so
+    SentencePiece emits it as a byte token and byte-level BPE keeps it exactly.
+    Decoding is the exact inverse on valid UTF-8: decode(encode(s)) == s, where for SentencePiece
+    the space that encoding put in front is dropped again (tfm_detokenize drops the leading space
+    of the first piece of a sequence and of the first piece after control tokens that start it).
+    The vocabulary borrows the GGUF bytes (token strings are not copied): keep them alive.
+    A GGUF with neither tokenizer.ggml.model nor tokenizer.ggml.tokens gives an empty vocabulary
+    (n_tokens 0, type TFM_VOCAB_NONE; BOS/EOS ids still read from their keys) so that a model can
+    run on token ids; encoding and decoding with it return TFM_ERR_MISSING / 0 bytes.
+    Limits: at most 2^28 tokens and 2^24 merges; tfm_tokenize takes at most 2^30 bytes of text
+    per call; work memory is about 32 bytes per byte of text (tfm_tokenize_work_size). */
+typedef enum {
+    TFM_VOCAB_NONE = 0,  /* the GGUF has no vocabulary */
+    TFM_VOCAB_SPM = 1,   /* tokenizer.ggml.model "llama" */
+    TFM_VOCAB_BPE = 2    /* tokenizer.ggml.model "gpt2" */
+} tfm_vocab_type;
+
+typedef enum {
+    TFM_PRE_NONE = 0,    /* SentencePiece: no pre-tokenizer */
+    TFM_PRE_GPT2,        /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    TFM_PRE_LLAMA3,      /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+                            ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    TFM_PRE_QWEN2        /* as TFM_PRE_LLAMA3 with \p{N} (one digit at a time) */
+} tfm_pretok;
+
 typedef struct tfm_vocab {
     int32_t n_tokens;
-    int32_t bos_id, eos_id, unk_id, pad_id;
-    int add_bos, add_eos;
+    int32_t bos_id, eos_id, unk_id, pad_id;   /* -1 when absent (or out of range in the file) */
+    int add_bos, add_eos;      /* from the file, or the convention: SentencePiece and llama-bpe
+                                  add BOS, other byte-level BPE does not; no one adds EOS */
+    int add_space_prefix;      /* SentencePiece only: from the file, default 1 */
+    tfm_vocab_type type;
+    tfm_pretok pre;
+    size_t max_piece_len;      /* longest tfm_token_to_piece result, bytes */
     char error[192];
+    /* private: arrays in the heap given to init, strings in the GGUF bytes */
+    const uint8_t *tok_base_;  /* first element of tokenizer.ggml.tokens in the GGUF bytes */
+    uint32_t *tok_off_;        /* [n_tokens] offset of token i's u64 length from tok_base_ */
+    float *score_;             /* [n_tokens] SentencePiece merge scores (0 when absent) */
+    uint8_t *ttype_;           /* [n_tokens] GGUF token type: 1 normal, 2 unknown, 3 control,
+                                  4 user-defined, 5 unused, 6 byte, 0 other */
+    int32_t *tok_hash_;        /* [tok_hash_n_] token ids by string hash, -1 = empty slot */
+    uint32_t tok_hash_n_;      /* power of two, at least 2 * n_tokens */
+    int32_t *merge_;           /* [n_merges_][3] left id, right id, merged id (-1: unusable);
+                                  the rank of a merge is its index */
+    int32_t *merge_hash_;      /* [merge_hash_n_] ranks by (left, right) hash, -1 = empty */
+    uint32_t merge_hash_n_;
+    int32_t n_merges_;
+    int32_t byte_tok_[256];    /* SentencePiece: id of <0xXX>; BPE: id of the byte's character */
+    size_t max_tok_len_;       /* longest token string, bytes */
+    void *heap_;               /* set by tfm_vocab_init only */
 } tfm_vocab;
+
+/* Heap bytes tfm_vocab_init_preallocated needs for this GGUF's vocabulary. */
 TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes);
 TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_vocab_init(tfm_vocab *v, const tfm_gguf *g);   /* allocates with TFM_MALLOC */
+TFMDEF void tfm_vocab_free(tfm_vocab *v);                              /* frees only what _init allocated */
+
+/* Encodes len bytes of text (any bytes). add_special: 1 adds BOS/EOS as the vocabulary says, 0
+   never. Writes up to cap ids to out (out may be NULL when cap is 0) and sets *n_out to the
+   number of ids the whole text needs: TFM_ERR_BUFFER when that is more than cap. The _ex version
+   uses the caller's work memory of at least tfm_tokenize_work_size(v, len) bytes (any alignment)
+   and never allocates; tfm_tokenize allocates and frees it with TFM_MALLOC / TFM_FREE.
+   tfm_tokenize_work_size returns 0 when len is over the limit (then tokenizing gives
+   TFM_ERR_ARG). Any number of threads may tokenize with one vocabulary at the same time. */
+TFMDEF size_t tfm_tokenize_work_size(const tfm_vocab *v, size_t len);
+TFMDEF tfm_result tfm_tokenize_ex(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                                  int32_t *out, size_t cap, size_t *n_out, void *work, size_t work_size);
+TFMDEF tfm_result tfm_tokenize(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                               int32_t *out, size_t cap, size_t *n_out);
+
+/* The bytes `token` contributes to decoded text: SentencePiece U+2581 -> ' ' and <0xXX> -> that
+   byte; byte-level BPE reverses GPT-2's byte-to-character mapping; control and unused tokens ->
+   nothing; the unknown token -> U+2585 (as llama.cpp). With SentencePiece and add_space_prefix,
+   a piece right after BOS (prev_token == bos_id) loses its leading space, as llama2.c and
+   llama.cpp print it; pass prev_token -1 when there is no previous token. Writes at most cap
+   bytes (a longer piece is cut; max_piece_len bytes always suffice) and returns the count, 0 for
+   an id out of range. No terminating 0. */
+TFMDEF size_t tfm_token_to_piece(const tfm_vocab *v, int32_t prev_token, int32_t token, char *buf, size_t cap);
+/* Decodes n ids into buf (sum of the pieces, the first piece of the sequence without its
+   SentencePiece prefix space). Writes at most cap bytes plus a terminating 0 when there is room
+   (not counted), sets *n_needed to the full length: TFM_ERR_BUFFER when it is more than cap,
+   TFM_ERR_TOKEN when an id is out of range (such ids contribute nothing). */
+TFMDEF tfm_result tfm_detokenize(const tfm_vocab *v, const int32_t *ids, size_t n, char *buf, size_t cap, size_t *n_needed);
+/* The id whose string is exactly piece[0..len) (lowest id if repeated), or -1. */
+TFMDEF int32_t tfm_vocab_find(const tfm_vocab *v, const char *piece, size_t len);
 /* >>tokenizer-api-end */
 
 /* ===================================================================== model */
@@ -1365,6 +1459,9 @@ static tfm_result tfm__model_arch(tfm_model *m) {
     return TFM_ERR_UNSUPPORTED;
 }
 
+/* A checkpoint without a vocabulary still runs (prompts given as ids); its vocab stays empty. */
+static int tfm__has_vocab(const tfm_gguf *g) { return tfm_gguf_find(g, "tokenizer.ggml.model") != NULL; }
+
 TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes) {
     size_t vocab_bytes = 0;
     int64_t n_layer = 0;
@@ -1377,7 +1474,7 @@ TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes) {
     memcpy(key + arch.len, ".block_count", 13);
     if (!tfm_gguf_get_int(g, key, &n_layer)) return TFM_ERR_MISSING;
     if (n_layer < 1 || n_layer > TFM_MAX_LAYERS) return TFM_ERR_FORMAT;
-    if ((rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc;
+    if (tfm__has_vocab(g) && (rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc;
     *bytes = (size_t)n_layer * sizeof(tfm_layer) + 64 + vocab_bytes + 64;
     return TFM_OK;
 }
@@ -1422,7 +1519,8 @@ TFMDEF tfm_result tfm_model_init_preallocated(tfm_model *m, const tfm_gguf *g, v
     if ((rc = tfm__model_embeddings(m)) != TFM_OK) return rc;
     for (i = 0; i < m->hp.n_layer; i++)
         if ((rc = tfm__load_layer(m, i, &m->layers[i])) != TFM_OK) return rc;
-    {
+    m->vocab.bos_id = m->vocab.eos_id = m->vocab.unk_id = m->vocab.pad_id = -1;
+    if (tfm__has_vocab(g)) {
         size_t vbytes = 0;
         void *vheap;
         tfm_vocab_heap_size(g, &vbytes);
@@ -1978,14 +2076,1013 @@ TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const 
 
 /* ===================================================================== >>tokenizer */
 /* >>tokenizer-impl-begin */
-TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes) { (void)g; *bytes = 0; return TFM_OK; }
-TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size) {
-    int64_t id;
-    (void)heap; (void)heap_size;
-    memset(v, 0, sizeof *v);
-    v->bos_id = tfm_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &id) ? (int32_t)id : -1;
-    v->eos_id = tfm_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id) ? (int32_t)id : -1;
+/* Token strings stay in the GGUF bytes; the heap holds offsets, scores, types and two open
+   addressing hash tables (strings -> ids, merge pairs -> ranks). Encoding runs one merge engine
+   for both tokenizers: a linked list of symbols and a binary heap keyed by the priority of each
+   symbol's merge with its right neighbour, so a text of n characters costs O(n log n). */
+
+#define TFM__TOK_MAX ((size_t)1 << 28)     /* tokens, so that hash sizes fit in uint32 */
+#define TFM__MERGE_MAX ((size_t)1 << 24)   /* merges, so that -rank is exact in a float */
+#define TFM__TEXT_MAX ((size_t)1 << 30)    /* bytes per tokenize call (symbol ids are int32) */
+#define TFM__BADCP 0xFFFFFFFFu             /* "code point" of a byte that is not valid UTF-8 */
+
+enum { TFM__TT_NORMAL = 1, TFM__TT_UNKNOWN = 2, TFM__TT_CONTROL = 3, TFM__TT_USER = 4,
+       TFM__TT_UNUSED = 5, TFM__TT_BYTE = 6 };
+
+static uint32_t tfm__fnv(uint32_t h, const char *p, size_t n) {
+    while (n--) { h ^= (uint8_t)*p++; h *= 16777619u; }
+    return h;
+}
+#define TFM__FNV_INIT 2166136261u
+
+static uint32_t tfm__pow2_at_least(size_t n) {
+    uint32_t p = 16;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+static tfm_str tfm__tok(const tfm_vocab *v, int32_t id) {
+    const uint8_t *p = v->tok_base_ + v->tok_off_[id];
+    uint64_t len;
+    tfm_str s;
+    memcpy(&len, p, 8);
+    s.ptr = (const char *)p + 8;
+    s.len = (size_t)len;
+    return s;
+}
+
+/* Tokens that text may turn into; control, unknown, unused and byte tokens only come from
+   explicit rules (BOS/EOS, byte fallback). */
+static int tfm__tok_mergeable(const tfm_vocab *v, int32_t id) {
+    int t = v->ttype_[id];
+    return t != TFM__TT_UNKNOWN && t != TFM__TT_CONTROL && t != TFM__TT_UNUSED && t != TFM__TT_BYTE;
+}
+
+/* Id of the token a[0..na) + b[0..nb), the lowest such id (mergeable only if asked), or -1. */
+static int32_t tfm__lookup2(const tfm_vocab *v, const char *a, size_t na, const char *b, size_t nb, int mergeable) {
+    uint32_t mask = v->tok_hash_n_ - 1, i;
+    if (na + nb > v->max_tok_len_) return -1;
+    i = tfm__fnv(tfm__fnv(TFM__FNV_INIT, a, na), b, nb) & mask;
+    for (;; i = (i + 1) & mask) {
+        int32_t id = v->tok_hash_[i];
+        tfm_str s;
+        if (id < 0) return -1;
+        s = tfm__tok(v, id);
+        if (s.len == na + nb && (na == 0 || memcmp(s.ptr, a, na) == 0) && (nb == 0 || memcmp(s.ptr + na, b, nb) == 0) &&
+            (!mergeable || tfm__tok_mergeable(v, id)))
+            return id;
+    }
+}
+
+static uint32_t tfm__pair_hash(int32_t a, int32_t b) {
+    uint32_t h = (uint32_t)a * 0x9E3779B1u ^ ((uint32_t)b + 0x7F4A7C15u) * 0x85EBCA77u;
+    return h ^ (h >> 15);
+}
+
+/* Rank of the merge (a, b), or -1. */
+static int32_t tfm__merge_rank(const tfm_vocab *v, int32_t a, int32_t b) {
+    uint32_t mask = v->merge_hash_n_ - 1, i;
+    if (v->merge_hash_n_ == 0) return -1;
+    for (i = tfm__pair_hash(a, b) & mask;; i = (i + 1) & mask) {
+        int32_t r = v->merge_hash_[i];
+        if (r < 0) return -1;
+        if (v->merge_[3 * r] == a && v->merge_[3 * r + 1] == b) return r;
+    }
+}
+
+/* ---- GPT-2's byte <-> character mapping: printable Latin-1 bytes stand for themselves, the
+   other 68 bytes (0-32, 127-160, 173) for U+0100.. in byte order. */
+static uint32_t tfm__byte_to_cp(unsigned b) {
+    if (b <= 32) return 256 + b;
+    if (b >= 127 && b <= 160) return 162 + b;
+    if (b == 173) return 323;
+    return b;
+}
+
+static int tfm__cp_to_byte(uint32_t cp) {
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 255 && cp != 173)) return (int)cp;
+    if (cp >= 256 && cp <= 288) return (int)(cp - 256);
+    if (cp >= 289 && cp <= 322) return (int)(cp - 162);
+    if (cp == 323) return 173;
+    return -1;
+}
+
+static size_t tfm__utf8_put(uint32_t cp, char *out) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xC0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12)); out[1] = (char)(0x80 | ((cp >> 6) & 63)); out[2] = (char)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18)); out[1] = (char)(0x80 | ((cp >> 12) & 63));
+    out[2] = (char)(0x80 | ((cp >> 6) & 63)); out[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+/* Decodes the character at p[0..n), n >= 1: returns its length and sets *cp. A byte that does
+   not start a well-formed character (overlong, surrogate, truncated, > U+10FFFF) is a character
+   of length 1 with *cp = TFM__BADCP. */
+static size_t tfm__utf8_char(const uint8_t *p, size_t n, uint32_t *cp) {
+    uint32_t c, min;
+    size_t len, i;
+    uint8_t b = p[0];
+    *cp = TFM__BADCP;
+    if (b < 0x80) { *cp = b; return 1; }
+    if (b >= 0xC2 && b <= 0xDF) { len = 2; c = b & 0x1Fu; min = 0x80; }
+    else if (b >= 0xE0 && b <= 0xEF) { len = 3; c = b & 0x0Fu; min = 0x800; }
+    else if (b >= 0xF0 && b <= 0xF4) { len = 4; c = b & 0x07u; min = 0x10000; }
+    else return 1;
+    if (len > n) return 1;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 1;
+        c = (c << 6) | (p[i] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 1;
+    *cp = c;
+    return len;
+}
+
+/* ---- Unicode classes for the pre-tokenizers */
+/* generated by tools/gen_unicode_tables.py from Unicode 14.0.0 */
+static const uint32_t tfm__uni_letter[697] = {
+    0x00020819u, 0x00030819u, 0x00055000u, 0x0005a800u, 0x0005d000u, 0x00060016u, 0x0006c01eu, 0x0007c1c9u,
+    0x0016300bu, 0x00170004u, 0x00176000u, 0x00177000u, 0x001b8004u, 0x001bb001u, 0x001bd003u, 0x001bf800u,
+    0x001c3000u, 0x001c4002u, 0x001c6000u, 0x001c7013u, 0x001d1852u, 0x001fb88au, 0x002450a5u, 0x00298825u,
+    0x002ac800u, 0x002b0028u, 0x002e801au, 0x002f7803u, 0x0031002au, 0x00337001u, 0x00338862u, 0x0036a800u,
+    0x00372801u, 0x00377001u, 0x0037d002u, 0x0037f800u, 0x00388000u, 0x0038901du, 0x003a6858u, 0x003d8800u,
+    0x003e5020u, 0x003fa001u, 0x003fd000u, 0x00400015u, 0x0040d000u, 0x00412000u, 0x00414000u, 0x00420018u,
+    0x0043000au, 0x00438017u, 0x00444805u, 0x00450029u, 0x00482035u, 0x0049e800u, 0x004a8000u, 0x004ac009u,
+    0x004b880fu, 0x004c2807u, 0x004c7801u, 0x004c9815u, 0x004d5006u, 0x004d9000u, 0x004db003u, 0x004de800u,
+    0x004e7000u, 0x004ee001u, 0x004ef802u, 0x004f8001u, 0x004fe000u, 0x00502805u, 0x00507801u, 0x00509815u,
+    0x00515006u, 0x00519001u, 0x0051a801u, 0x0051c001u, 0x0052c803u, 0x0052f000u, 0x00539002u, 0x00542808u,
+    0x00547802u, 0x00549815u, 0x00555006u, 0x00559001u, 0x0055a804u, 0x0055e800u, 0x00568000u, 0x00570001u,
+    0x0057c800u, 0x00582807u, 0x00587801u, 0x00589815u, 0x00595006u, 0x00599001u, 0x0059a804u, 0x0059e800u,
+    0x005ae001u, 0x005af802u, 0x005b8800u, 0x005c1800u, 0x005c2805u, 0x005c7002u, 0x005c9003u, 0x005cc801u,
+    0x005ce000u, 0x005cf001u, 0x005d1801u, 0x005d4002u, 0x005d700bu, 0x005e8000u, 0x00602807u, 0x00607002u,
+    0x00609016u, 0x0061500fu, 0x0061e800u, 0x0062c002u, 0x0062e800u, 0x00630001u, 0x00640000u, 0x00642807u,
+    0x00647002u, 0x00649016u, 0x00655009u, 0x0065a804u, 0x0065e800u, 0x0066e801u, 0x00670001u, 0x00678801u,
+    0x00682008u, 0x00687002u, 0x00689028u, 0x0069e800u, 0x006a7000u, 0x006aa002u, 0x006af802u, 0x006bd005u,
+    0x006c2811u, 0x006cd017u, 0x006d9808u, 0x006de800u, 0x006e0006u, 0x0070082fu, 0x00719001u, 0x00720006u,
+    0x00740801u, 0x00742000u, 0x00743004u, 0x00746017u, 0x00752800u, 0x00753809u, 0x00759001u, 0x0075e800u,
+    0x00760004u, 0x00763000u, 0x0076e003u, 0x00780000u, 0x007a0007u, 0x007a4823u, 0x007c4004u, 0x0080002au,
+    0x0081f800u, 0x00828005u, 0x0082d003u, 0x00830800u, 0x00832801u, 0x00837002u, 0x0083a80cu, 0x00847000u,
+    0x00850025u, 0x00863800u, 0x00866800u, 0x0086802au, 0x0087e14cu, 0x00925003u, 0x00928006u, 0x0092c000u,
+    0x0092d003u, 0x00930028u, 0x00945003u, 0x00948020u, 0x00959003u, 0x0095c006u, 0x00960000u, 0x00961003u,
+    0x0096400eu, 0x0096c038u, 0x00989003u, 0x0098c042u, 0x009c000fu, 0x009d0055u, 0x009fc005u, 0x00a00a6bu,
+    0x00b37810u, 0x00b40819u, 0x00b5004au, 0x00b78807u, 0x00b80011u, 0x00b8f812u, 0x00ba0011u, 0x00bb000cu,
+    0x00bb7002u, 0x00bc0033u, 0x00beb800u, 0x00bee000u, 0x00c10058u, 0x00c40004u, 0x00c43821u, 0x00c55000u,
+    0x00c58045u, 0x00c8001eu, 0x00ca801du, 0x00cb8004u, 0x00cc002bu, 0x00cd8019u, 0x00d00016u, 0x00d10034u,
+    0x00d53800u, 0x00d8282eu, 0x00da2807u, 0x00dc181du, 0x00dd7001u, 0x00ddd02bu, 0x00e00023u, 0x00e26802u,
+    0x00e2d023u, 0x00e40008u, 0x00e4802au, 0x00e5e802u, 0x00e74803u, 0x00e77005u, 0x00e7a801u, 0x00e7d000u,
+    0x00e800bfu, 0x00f00115u, 0x00f8c005u, 0x00f90025u, 0x00fa4005u, 0x00fa8007u, 0x00fac800u, 0x00fad800u,
+    0x00fae800u, 0x00faf81eu, 0x00fc0034u, 0x00fdb006u, 0x00fdf000u, 0x00fe1002u, 0x00fe3006u, 0x00fe8003u,
+    0x00feb005u, 0x00ff000cu, 0x00ff9002u, 0x00ffb006u, 0x01038800u, 0x0103f800u, 0x0104800cu, 0x01081000u,
+    0x01083800u, 0x01085009u, 0x0108a800u, 0x0108c804u, 0x01092000u, 0x01093000u, 0x01094000u, 0x01095003u,
+    0x0109780au, 0x0109e003u, 0x010a2804u, 0x010a7000u, 0x010c1801u, 0x016000e4u, 0x01675803u, 0x01679001u,
+    0x01680025u, 0x01693800u, 0x01696800u, 0x01698037u, 0x016b7800u, 0x016c0016u, 0x016d0006u, 0x016d4006u,
+    0x016d8006u, 0x016dc006u, 0x016e0006u, 0x016e4006u, 0x016e8006u, 0x016ec006u, 0x01717800u, 0x01802801u,
+    0x01818804u, 0x0181d801u, 0x01820855u, 0x0184e802u, 0x01850859u, 0x0187e003u, 0x0188282au, 0x0189885du,
+    0x018d001fu, 0x018f800fu, 0x01a007ffu, 0x01e007ffu, 0x022007ffu, 0x026001bfu, 0x027007ffu, 0x02b007ffu,
+    0x02f007ffu, 0x033007ffu, 0x037007ffu, 0x03b007ffu, 0x03f007ffu, 0x043007ffu, 0x047007ffu, 0x04b007ffu,
+    0x04f0068cu, 0x0526802du, 0x0528010cu, 0x0530800fu, 0x05315001u, 0x0532002eu, 0x0533f81eu, 0x05350045u,
+    0x0538b808u, 0x05391066u, 0x053c583fu, 0x053e8001u, 0x053e9800u, 0x053ea804u, 0x053f900fu, 0x05401802u,
+    0x05403803u, 0x05406016u, 0x05420033u, 0x05441031u, 0x05479005u, 0x0547d800u, 0x0547e801u, 0x0548501bu,
+    0x05498016u, 0x054b001cu, 0x054c202eu, 0x054e7800u, 0x054f0004u, 0x054f3009u, 0x054fd004u, 0x05500028u,
+    0x05520002u, 0x05522007u, 0x05530016u, 0x0553d000u, 0x0553f031u, 0x05558800u, 0x0555a801u, 0x0555c804u,
+    0x05560000u, 0x05561000u, 0x0556d802u, 0x0557000au, 0x05579002u, 0x05580805u, 0x05584805u, 0x05588805u,
+    0x05590006u, 0x05594006u, 0x0559802au, 0x055ae00du, 0x055b8072u, 0x056007ffu, 0x05a007ffu, 0x05e007ffu,
+    0x062007ffu, 0x066007ffu, 0x06a003a3u, 0x06bd8016u, 0x06be5830u, 0x07c8016du, 0x07d38069u, 0x07d80006u,
+    0x07d89804u, 0x07d8e800u, 0x07d8f809u, 0x07d9500cu, 0x07d9c004u, 0x07d9f000u, 0x07da0001u, 0x07da1801u,
+    0x07da306bu, 0x07de996au, 0x07ea803fu, 0x07ec9035u, 0x07ef800bu, 0x07f38004u, 0x07f3b086u, 0x07f90819u,
+    0x07fa0819u, 0x07fb3058u, 0x07fe1005u, 0x07fe5005u, 0x07fe9005u, 0x07fed002u, 0x0800000bu, 0x08006819u,
+    0x08014012u, 0x0801e001u, 0x0801f80eu, 0x0802800du, 0x0804007au, 0x0814001cu, 0x08150030u, 0x0818001fu,
+    0x08196813u, 0x081a1007u, 0x081a8025u, 0x081c001du, 0x081d0023u, 0x081e4007u, 0x0820009du, 0x08258023u,
+    0x0826c023u, 0x08280027u, 0x08298033u, 0x082b800au, 0x082be00eu, 0x082c6006u, 0x082ca001u, 0x082cb80au,
+    0x082d180eu, 0x082d9806u, 0x082dd801u, 0x08300136u, 0x083a0015u, 0x083b0007u, 0x083c0005u, 0x083c3829u,
+    0x083d9008u, 0x08400005u, 0x08404000u, 0x0840502bu, 0x0841b801u, 0x0841e000u, 0x0841f816u, 0x08430016u,
+    0x0844001eu, 0x08470012u, 0x0847a001u, 0x08480015u, 0x08490019u, 0x084c0037u, 0x084df001u, 0x08500000u,
+    0x08508003u, 0x0850a802u, 0x0850c81cu, 0x0853001cu, 0x0854001cu, 0x08560007u, 0x0856481bu, 0x08580035u,
+    0x085a0015u, 0x085b0012u, 0x085c0011u, 0x08600048u, 0x08640032u, 0x08660032u, 0x08680023u, 0x08740029u,
+    0x08758001u, 0x0878001cu, 0x08793800u, 0x08798015u, 0x087b8011u, 0x087d8014u, 0x087f0016u, 0x08801834u,
+    0x08838801u, 0x0883a800u, 0x0884182cu, 0x08868018u, 0x08881823u, 0x088a2000u, 0x088a3800u, 0x088a8022u,
+    0x088bb000u, 0x088c182fu, 0x088e0803u, 0x088ed000u, 0x088ee000u, 0x08900011u, 0x08909818u, 0x08940006u,
+    0x08944000u, 0x08945003u, 0x0894780eu, 0x0894f809u, 0x0895802eu, 0x08982807u, 0x08987801u, 0x08989815u,
+    0x08995006u, 0x08999001u, 0x0899a804u, 0x0899e800u, 0x089a8000u, 0x089ae804u, 0x08a00034u, 0x08a23803u,
+    0x08a2f802u, 0x08a4002fu, 0x08a62001u, 0x08a63800u, 0x08ac002eu, 0x08aec003u, 0x08b0002fu, 0x08b22000u,
+    0x08b4002au, 0x08b5c000u, 0x08b8001au, 0x08ba0006u, 0x08c0002bu, 0x08c5003fu, 0x08c7f807u, 0x08c84800u,
+    0x08c86007u, 0x08c8a801u, 0x08c8c017u, 0x08c9f800u, 0x08ca0800u, 0x08cd0007u, 0x08cd5026u, 0x08cf0800u,
+    0x08cf1800u, 0x08d00000u, 0x08d05827u, 0x08d1d000u, 0x08d28000u, 0x08d2e02du, 0x08d4e800u, 0x08d58048u,
+    0x08e00008u, 0x08e05024u, 0x08e20000u, 0x08e3901du, 0x08e80006u, 0x08e84001u, 0x08e85825u, 0x08ea3000u,
+    0x08eb0005u, 0x08eb3801u, 0x08eb501fu, 0x08ecc000u, 0x08f70012u, 0x08fd8000u, 0x09000399u, 0x092400c3u,
+    0x097c8060u, 0x0980042eu, 0x0a200246u, 0x0b400238u, 0x0b52001eu, 0x0b53804eu, 0x0b56801du, 0x0b58002fu,
+    0x0b5a0003u, 0x0b5b1814u, 0x0b5be812u, 0x0b72003fu, 0x0b78004au, 0x0b7a8000u, 0x0b7c980cu, 0x0b7f0001u,
+    0x0b7f1800u, 0x0b8007ffu, 0x0bc007ffu, 0x0c0007f7u, 0x0c4004d5u, 0x0c680008u, 0x0d7f8003u, 0x0d7fa806u,
+    0x0d7fe801u, 0x0d800122u, 0x0d8a8002u, 0x0d8b2003u, 0x0d8b818bu, 0x0de0006au, 0x0de3800cu, 0x0de40008u,
+    0x0de48009u, 0x0ea00054u, 0x0ea2b046u, 0x0ea4f001u, 0x0ea51000u, 0x0ea52801u, 0x0ea54803u, 0x0ea5700bu,
+    0x0ea5d800u, 0x0ea5e806u, 0x0ea62840u, 0x0ea83803u, 0x0ea86807u, 0x0ea8b006u, 0x0ea8f01bu, 0x0ea9d803u,
+    0x0eaa0004u, 0x0eaa3000u, 0x0eaa5006u, 0x0eaa9153u, 0x0eb54018u, 0x0eb61018u, 0x0eb6e01eu, 0x0eb7e018u,
+    0x0eb8b01eu, 0x0eb9b018u, 0x0eba801eu, 0x0ebb8018u, 0x0ebc501eu, 0x0ebd5018u, 0x0ebe2007u, 0x0ef8001eu,
+    0x0f08002cu, 0x0f09b806u, 0x0f0a7000u, 0x0f14801du, 0x0f16002bu, 0x0f3f0006u, 0x0f3f4003u, 0x0f3f6801u,
+    0x0f3f800eu, 0x0f4000c4u, 0x0f480043u, 0x0f4a5800u, 0x0f700003u, 0x0f70281au, 0x0f710801u, 0x0f712000u,
+    0x0f713800u, 0x0f714809u, 0x0f71a003u, 0x0f71c800u, 0x0f71d800u, 0x0f721000u, 0x0f723800u, 0x0f724800u,
+    0x0f725800u, 0x0f726802u, 0x0f728801u, 0x0f72a000u, 0x0f72b800u, 0x0f72c800u, 0x0f72d800u, 0x0f72e800u,
+    0x0f72f800u, 0x0f730801u, 0x0f732000u, 0x0f733803u, 0x0f736006u, 0x0f73a003u, 0x0f73c803u, 0x0f73f000u,
+    0x0f740009u, 0x0f745810u, 0x0f750802u, 0x0f752804u, 0x0f755810u, 0x100007ffu, 0x104007ffu, 0x108007ffu,
+    0x10c007ffu, 0x110007ffu, 0x114007ffu, 0x118007ffu, 0x11c007ffu, 0x120007ffu, 0x124007ffu, 0x128007ffu,
+    0x12c007ffu, 0x130007ffu, 0x134007ffu, 0x138007ffu, 0x13c007ffu, 0x140007ffu, 0x144007ffu, 0x148007ffu,
+    0x14c007ffu, 0x150006dfu, 0x153807ffu, 0x157807ffu, 0x15b80038u, 0x15ba00ddu, 0x15c107ffu, 0x160107ffu,
+    0x16410681u, 0x167587ffu, 0x16b587ffu, 0x16f587ffu, 0x17358530u, 0x17c0021du, 0x180007ffu, 0x184007ffu,
+    0x1880034au,
+};
+static const uint32_t tfm__uni_number[134] = {
+    0x00018009u, 0x00059001u, 0x0005c800u, 0x0005e002u, 0x00330009u, 0x00378009u, 0x003e0009u, 0x004b3009u,
+    0x004f3009u, 0x004fa005u, 0x00533009u, 0x00573009u, 0x005b3009u, 0x005b9005u, 0x005f300cu, 0x00633009u,
+    0x0063c006u, 0x00673009u, 0x006ac006u, 0x006b3012u, 0x006f3009u, 0x00728009u, 0x00768009u, 0x00790013u,
+    0x00820009u, 0x00848009u, 0x009b4813u, 0x00b77002u, 0x00bf0009u, 0x00bf8009u, 0x00c08009u, 0x00ca3009u,
+    0x00ce800au, 0x00d40009u, 0x00d48009u, 0x00da8009u, 0x00dd8009u, 0x00e20009u, 0x00e28009u, 0x01038000u,
+    0x0103a005u, 0x01040009u, 0x010a8032u, 0x010c2804u, 0x0123003bu, 0x01275015u, 0x013bb01du, 0x0167e800u,
+    0x01803800u, 0x01810808u, 0x0181c002u, 0x018c9003u, 0x01910009u, 0x01924007u, 0x0192880eu, 0x01940009u,
+    0x0195880eu, 0x05310009u, 0x05373009u, 0x05418005u, 0x05468009u, 0x05480009u, 0x054e8009u, 0x054f8009u,
+    0x05528009u, 0x055f8009u, 0x07f88009u, 0x0808382cu, 0x080a0038u, 0x080c5001u, 0x0817081au, 0x08190003u,
+    0x081a0800u, 0x081a5000u, 0x081e8804u, 0x08250009u, 0x0842c007u, 0x0843c806u, 0x08453808u, 0x0847d804u,
+    0x0848b005u, 0x084de001u, 0x084e000fu, 0x084e902du, 0x08520008u, 0x0853e801u, 0x0854e802u, 0x08575804u,
+    0x085ac007u, 0x085bc007u, 0x085d4806u, 0x0867d005u, 0x08698009u, 0x0873001eu, 0x0878e809u, 0x087a8803u,
+    0x087e2806u, 0x0882901du, 0x08878009u, 0x0889b009u, 0x088e8009u, 0x088f0813u, 0x08978009u, 0x08a28009u,
+    0x08a68009u, 0x08b28009u, 0x08b60009u, 0x08b9800bu, 0x08c70012u, 0x08ca8009u, 0x08e2801cu, 0x08ea8009u,
+    0x08ed0009u, 0x08fe0014u, 0x0920006eu, 0x0b530009u, 0x0b560009u, 0x0b5a8009u, 0x0b5ad806u, 0x0b740016u,
+    0x0e970013u, 0x0e9b0018u, 0x0ebe7031u, 0x0f0a0009u, 0x0f178009u, 0x0f463808u, 0x0f4a8009u, 0x0f63883au,
+    0x0f656802u, 0x0f658803u, 0x0f68082cu, 0x0f69780eu, 0x0f88000cu, 0x0fdf8009u,
+};
+
+enum { TFM__CAT_OTHER = 0, TFM__CAT_LETTER, TFM__CAT_NUMBER, TFM__CAT_SPACE };
+
+static int tfm__uni_in(const uint32_t *tab, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((tab[mid] >> 11) <= cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo > 0 && cp - (tab[lo - 1] >> 11) <= (tab[lo - 1] & 0x7FFu);
+}
+
+/* \s is the White_Space property (the same set as onig's and Python regex's \s). */
+static int tfm__uni_space(uint32_t cp) {
+    return (cp >= 9 && cp <= 13) || cp == 32 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+           cp == 0x205F || cp == 0x3000;
+}
+
+static int tfm__uni_cat(uint32_t cp) {
+    if (cp < 128) {
+        if ((cp | 32) >= 'a' && (cp | 32) <= 'z') return TFM__CAT_LETTER;
+        if (cp >= '0' && cp <= '9') return TFM__CAT_NUMBER;
+        return tfm__uni_space(cp) ? TFM__CAT_SPACE : TFM__CAT_OTHER;
+    }
+    if (cp == TFM__BADCP) return TFM__CAT_OTHER;
+    if (tfm__uni_space(cp)) return TFM__CAT_SPACE;
+    if (tfm__uni_in(tfm__uni_letter, sizeof tfm__uni_letter / sizeof tfm__uni_letter[0], cp)) return TFM__CAT_LETTER;
+    if (tfm__uni_in(tfm__uni_number, sizeof tfm__uni_number / sizeof tfm__uni_number[0], cp)) return TFM__CAT_NUMBER;
+    return TFM__CAT_OTHER;
+}
+
+/* ---- pre-tokenizers: each returns the end of the piece that starts at p < n, following the
+   regex alternatives in order (first alternative that matches wins, quantifiers greedy). */
+
+/* Category of the character at p (TFM__CAT_* or -1 at the end), its code point and length. */
+static int tfm__cat_at(const uint8_t *t, size_t n, size_t p, uint32_t *cp, size_t *len) {
+    if (p >= n) { *cp = TFM__BADCP; *len = 0; return -1; }
+    *len = tfm__utf8_char(t + p, n - p, cp);
+    return tfm__uni_cat(*cp);
+}
+
+/* End of the run of characters of category cat that starts at p (at most max of them). */
+static size_t tfm__run(const uint8_t *t, size_t n, size_t p, int cat, size_t max) {
+    uint32_t cp;
+    size_t len;
+    while (max-- && tfm__cat_at(t, n, p, &cp, &len) == cat) p += len;
+    return p;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d at p: length matched or 0. With icase, as (?i:...): ASCII letters of
+   either case, and U+017F (long s, which case-folds to s) for s. */
+static size_t tfm__contraction(const uint8_t *t, size_t n, size_t p, int icase) {
+    int a, b;
+    if (t[p] != '\'' || p + 1 >= n) return 0;
+    a = t[p + 1];
+    b = p + 2 < n ? t[p + 2] : 0;
+    if (icase) {
+        if (a == 0xC5 && b == 0xBF) return 3;
+        a = (a >= 'A' && a <= 'Z') ? a + 32 : a;
+        b = (b >= 'A' && b <= 'Z') ? b + 32 : b;
+    }
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+    return 0;
+}
+
+/* \s+(?!\S)|\s+ at p (a space character): the whole run at the end of the text, else the run
+   without its last character when that leaves at least one. */
+static size_t tfm__space_tail(const uint8_t *t, size_t n, size_t p) {
+    uint32_t cp;
+    size_t len, e = p, last = p;
+    while (tfm__cat_at(t, n, e, &cp, &len) == TFM__CAT_SPACE) { last = e; e += len; }
+    if (e == n || last == p) return e;
+    return last;
+}
+
+static size_t tfm__pre_gpt2(const uint8_t *t, size_t n, size_t p) {
+    uint32_t c0, c1;
+    size_t l0, l1, m = tfm__contraction(t, n, p, 0);
+    int k0, k1;
+    if (m) return p + m;
+    k0 = tfm__cat_at(t, n, p, &c0, &l0);
+    if (k0 != TFM__CAT_SPACE) return tfm__run(t, n, p, k0, (size_t)-1);     /* ?\p{L}+ etc. */
+    k1 = tfm__cat_at(t, n, p + 1, &c1, &l1);
+    if (c0 == ' ' && k1 >= 0 && k1 != TFM__CAT_SPACE) return tfm__run(t, n, p + 1, k1, (size_t)-1);
+    return tfm__space_tail(t, n, p);
+}
+
+/* Llama 3 (max_digits 3) and Qwen2 (max_digits 1). */
+static size_t tfm__pre_llama3(const uint8_t *t, size_t n, size_t p, size_t max_digits) {
+    uint32_t c0, c1, cp;
+    size_t l0, l1, len, e, nl, m = tfm__contraction(t, n, p, 1);
+    int k0;
+    if (m) return p + m;
+    k0 = tfm__cat_at(t, n, p, &c0, &l0);
+    if (k0 == TFM__CAT_LETTER) return tfm__run(t, n, p, k0, (size_t)-1);
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    if (k0 != TFM__CAT_NUMBER && c0 != '\r' && c0 != '\n' && tfm__cat_at(t, n, p + l0, &c1, &l1) == TFM__CAT_LETTER)
+        return tfm__run(t, n, p + l0, TFM__CAT_LETTER, (size_t)-1);
+    if (k0 == TFM__CAT_NUMBER) return tfm__run(t, n, p, k0, max_digits);
+    /* ?[^\s\p{L}\p{N}]+[\r\n]* */
+    if (k0 == TFM__CAT_OTHER || (c0 == ' ' && tfm__cat_at(t, n, p + 1, &c1, &l1) == TFM__CAT_OTHER)) {
+        e = tfm__run(t, n, k0 == TFM__CAT_OTHER ? p : p + 1, TFM__CAT_OTHER, (size_t)-1);
+        while (e < n && (t[e] == '\r' || t[e] == '\n')) e++;
+        return e;
+    }
+    /* \s*[\r\n]+ : through the last line break of the space run */
+    for (e = p, nl = 0; tfm__cat_at(t, n, e, &cp, &len) == TFM__CAT_SPACE; e += len)
+        if (cp == '\r' || cp == '\n') nl = e + 1;
+    if (nl) return nl;
+    return tfm__space_tail(t, n, p);
+}
+
+static size_t tfm__pretok_next(tfm_pretok pre, const uint8_t *t, size_t n, size_t p) {
+    switch (pre) {
+    case TFM_PRE_LLAMA3: return tfm__pre_llama3(t, n, p, 3);
+    case TFM_PRE_QWEN2: return tfm__pre_llama3(t, n, p, 1);
+    default: return tfm__pre_gpt2(t, n, p);
+    }
+}
+
+/* ---- loading */
+
+/* What the GGUF holds, checked; shared by heap_size and init. */
+typedef struct {
+    tfm_vocab_type type;
+    tfm_pretok pre;
+    const tfm_gguf_kv *tokens, *scores, *types, *merges;
+    size_t n_tokens, n_merges;
+} tfm__vocab_src;
+
+static int tfm__is_int_type(tfm_gguf_type t) {
+    return t == TFM_GGUF_U8 || t == TFM_GGUF_I8 || t == TFM_GGUF_U16 || t == TFM_GGUF_I16 || t == TFM_GGUF_U32 ||
+           t == TFM_GGUF_I32 || t == TFM_GGUF_U64 || t == TFM_GGUF_I64;
+}
+
+#define TFM__VERR sizeof(((tfm_vocab *)0)->error)
+
+/* Sets err (when given) to what + detail[0..n) and returns rc. */
+static tfm_result tfm__vocab_fail(char *err, tfm_result rc, const char *what, const char *detail, size_t n) {
+    if (err) tfm__set_error(err, TFM__VERR, what, detail, n);
+    return rc;
+}
+
+/* An optional per-token array: absent, or numbers (integers unless want_float), one per token. */
+static tfm_result tfm__vocab_arr(const tfm_gguf *g, const char *key, int want_float, size_t n_tokens,
+                                 const tfm_gguf_kv **out, char *err) {
+    const tfm_gguf_kv *kv = tfm_gguf_find(g, key);
+    *out = kv;
+    if (!kv) return TFM_OK;
+    if (kv->type != TFM_GGUF_ARRAY || !(tfm__is_int_type(kv->arr_type) || (want_float && (kv->arr_type == TFM_GGUF_F32 || kv->arr_type == TFM_GGUF_F64)))) {
+        tfm__vocab_fail(err, TFM_ERR_FORMAT, key, NULL, 0);
+        if (err) tfm__append(err, TFM__VERR, want_float ? " is not a numeric array" : " is not an integer array", 32);
+        return TFM_ERR_FORMAT;
+    }
+    if (kv->arr_n != n_tokens) {
+        if (err) {
+            tfm__set_error(err, TFM__VERR, key, " has ", 5);
+            tfm__append_u64(err, TFM__VERR, kv->arr_n);
+            tfm__append(err, TFM__VERR, " entries but tokenizer.ggml.tokens has ", 40);
+            tfm__append_u64(err, TFM__VERR, n_tokens);
+        }
+        return TFM_ERR_FORMAT;
+    }
     return TFM_OK;
+}
+
+static tfm_result tfm__vocab_pre(tfm_str pre, tfm_pretok *out, char *err) {
+    static const char *const gpt2[] = {"gpt-2", "phi-2"};
+    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3"};
+    static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", "megrez"};
+    size_t i;
+    for (i = 0; i < sizeof gpt2 / sizeof gpt2[0]; i++) if (tfm__str_eq(pre, gpt2[i])) { *out = TFM_PRE_GPT2; return TFM_OK; }
+    for (i = 0; i < sizeof llama3 / sizeof llama3[0]; i++) if (tfm__str_eq(pre, llama3[i])) { *out = TFM_PRE_LLAMA3; return TFM_OK; }
+    for (i = 0; i < sizeof qwen2 / sizeof qwen2[0]; i++) if (tfm__str_eq(pre, qwen2[i])) { *out = TFM_PRE_QWEN2; return TFM_OK; }
+    tfm__vocab_fail(err, TFM_ERR_UNSUPPORTED, "pre-tokenizer not supported (gpt-2, llama-bpe, qwen2): ", pre.ptr, pre.len);
+    return TFM_ERR_UNSUPPORTED;
+}
+
+static tfm_result tfm__vocab_scan(const tfm_gguf *g, tfm__vocab_src *s, char *err) {
+    tfm_str model, pre;
+    tfm_result rc;
+    memset(s, 0, sizeof *s);
+    if (!g) return tfm__vocab_fail(err, TFM_ERR_ARG, "no GGUF given", NULL, 0);
+    if (!tfm_gguf_find(g, "tokenizer.ggml.model") && !tfm_gguf_find(g, "tokenizer.ggml.tokens"))
+        return TFM_OK; /* no vocabulary at all: an empty one (TFM_VOCAB_NONE) */
+    if (!tfm_gguf_get_str(g, "tokenizer.ggml.model", &model))
+        return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.model missing (or not a string)", NULL, 0);
+    if (tfm__str_eq(model, "llama")) s->type = TFM_VOCAB_SPM;
+    else if (tfm__str_eq(model, "gpt2")) s->type = TFM_VOCAB_BPE;
+    else return tfm__vocab_fail(err, TFM_ERR_UNSUPPORTED, "tokenizer model not supported (llama, gpt2): ", model.ptr, model.len);
+    s->tokens = tfm_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!s->tokens) return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.tokens missing", NULL, 0);
+    if (s->tokens->type != TFM_GGUF_ARRAY || s->tokens->arr_type != TFM_GGUF_STRING)
+        return tfm__vocab_fail(err, TFM_ERR_FORMAT, "tokenizer.ggml.tokens is not an array of strings", NULL, 0);
+    if (s->tokens->arr_n == 0 || s->tokens->arr_n > TFM__TOK_MAX)
+        return tfm__vocab_fail(err, TFM_ERR_FORMAT, "tokenizer.ggml.tokens is empty or has more than 2^28 tokens", NULL, 0);
+    s->n_tokens = (size_t)s->tokens->arr_n;
+    if ((rc = tfm__vocab_arr(g, "tokenizer.ggml.scores", 1, s->n_tokens, &s->scores, err)) != TFM_OK) return rc;
+    if ((rc = tfm__vocab_arr(g, "tokenizer.ggml.token_type", 0, s->n_tokens, &s->types, err)) != TFM_OK) return rc;
+    if (s->type == TFM_VOCAB_SPM) return TFM_OK;
+    s->pre = TFM_PRE_GPT2;
+    if (tfm_gguf_get_str(g, "tokenizer.ggml.pre", &pre) && (rc = tfm__vocab_pre(pre, &s->pre, err)) != TFM_OK) return rc;
+    s->merges = tfm_gguf_find(g, "tokenizer.ggml.merges");
+    if (!s->merges) return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.merges missing (needed by model gpt2)", NULL, 0);
+    if (s->merges->type != TFM_GGUF_ARRAY || s->merges->arr_type != TFM_GGUF_STRING)
+        return tfm__vocab_fail(err, TFM_ERR_FORMAT, "tokenizer.ggml.merges is not an array of strings", NULL, 0);
+    if (s->merges->arr_n > TFM__MERGE_MAX) return tfm__vocab_fail(err, TFM_ERR_UNSUPPORTED, "more than 2^24 merges", NULL, 0);
+    s->n_merges = (size_t)s->merges->arr_n;
+    return TFM_OK;
+}
+
+/* Places the vocabulary's arrays (or only measures them when a->base is NULL). */
+static void tfm__vocab_layout(tfm__arena *a, tfm_vocab *v, const tfm__vocab_src *s) {
+    uint32_t th = tfm__pow2_at_least(2 * s->n_tokens), mh = s->n_merges ? tfm__pow2_at_least(2 * s->n_merges) : 0;
+    v->tok_off_ = (uint32_t *)tfm__arena_take(a, s->n_tokens * sizeof(uint32_t));
+    v->score_ = (float *)tfm__arena_take(a, s->n_tokens * sizeof(float));
+    v->ttype_ = (uint8_t *)tfm__arena_take(a, s->n_tokens);
+    v->tok_hash_ = (int32_t *)tfm__arena_take(a, (size_t)th * sizeof(int32_t));
+    v->tok_hash_n_ = th;
+    v->merge_ = (int32_t *)tfm__arena_take(a, s->n_merges * 3 * sizeof(int32_t));
+    v->merge_hash_ = (int32_t *)tfm__arena_take(a, (size_t)mh * sizeof(int32_t));
+    v->merge_hash_n_ = mh;
+}
+
+TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes) {
+    tfm__vocab_src s;
+    tfm__arena a;
+    tfm_vocab v;
+    tfm_result rc;
+    if (!bytes) return TFM_ERR_ARG;
+    *bytes = 0;
+    if ((rc = tfm__vocab_scan(g, &s, NULL)) != TFM_OK) return rc;
+    if (s.type == TFM_VOCAB_NONE) return TFM_OK;
+    {   /* the arrays must fit a size_t (32-bit targets) before they are laid out */
+        uint64_t th = tfm__pow2_at_least(2 * s.n_tokens), mh = tfm__pow2_at_least(2 * s.n_merges);
+        uint64_t total = 9 * (uint64_t)s.n_tokens + 4 * th + 12 * (uint64_t)s.n_merges + 4 * mh + 1024;
+        if (total > (uint64_t)SIZE_MAX) return TFM_ERR_NOMEM;
+    }
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__vocab_layout(&a, &v, &s);
+    if (a.used > SIZE_MAX - 64) return TFM_ERR_NOMEM;
+    *bytes = a.used + 64; /* room to align the caller's block */
+    return TFM_OK;
+}
+
+/* Walks the token strings once: offsets, longest token, and the string hash. */
+static tfm_result tfm__vocab_tokens(tfm_vocab *v, const tfm__vocab_src *s) {
+    const uint8_t *p = s->tokens->value;
+    uint32_t mask = v->tok_hash_n_ - 1;
+    size_t i;
+    v->tok_base_ = p;
+    for (i = 0; i < v->tok_hash_n_; i++) v->tok_hash_[i] = -1;
+    for (i = 0; i < s->n_tokens; i++) {
+        uint64_t len;
+        uint32_t h;
+        size_t off = (size_t)(p - v->tok_base_);
+        if (off > 0xFFFFFFFFu) return tfm__vocab_fail(v->error, TFM_ERR_UNSUPPORTED, "token strings larger than 4 GiB", NULL, 0);
+        memcpy(&len, p, 8); /* bounds were checked when the GGUF index was built */
+        v->tok_off_[i] = (uint32_t)off;
+        if (len > v->max_tok_len_) v->max_tok_len_ = (size_t)len;
+        h = tfm__fnv(TFM__FNV_INIT, (const char *)p + 8, (size_t)len) & mask;
+        while (v->tok_hash_[h] >= 0) h = (h + 1) & mask;
+        v->tok_hash_[h] = (int32_t)i; /* equal strings: the lower id sits earlier in the probe */
+        p += 8 + (size_t)len;
+    }
+    return TFM_OK;
+}
+
+static void tfm__vocab_scores_types(tfm_vocab *v, const tfm__vocab_src *s) {
+    size_t i;
+    for (i = 0; i < s->n_tokens; i++) {
+        double d = 0;
+        int64_t t = TFM__TT_NORMAL;
+        if (s->scores) tfm_gguf_arr_float(s->scores, i, &d);
+        if (d != d) d = -1e30; /* NaN would break the heap order */
+        v->score_[i] = d > 3e38 ? 3e38f : d < -3e38 ? -3e38f : (float)d;
+        if (s->types) tfm_gguf_arr_int(s->types, i, &t);
+        v->ttype_[i] = (uint8_t)(t >= 0 && t <= 255 ? t : 0);
+    }
+}
+
+/* Merge i is "left right" (split at the first space after the first byte): its parts and their
+   concatenation must be tokens, the result one that text may become, else the merge can never
+   apply and is marked unusable. */
+static void tfm__vocab_merges(tfm_vocab *v, const tfm__vocab_src *s) {
+    const uint8_t *p;
+    uint32_t mask = v->merge_hash_n_ - 1;
+    size_t i;
+    if (!s->merges) return;
+    for (i = 0; i < v->merge_hash_n_; i++) v->merge_hash_[i] = -1;
+    p = s->merges->value;
+    for (i = 0; i < s->n_merges; i++) {
+        uint64_t len;
+        const char *str = (const char *)p + 8, *sp;
+        int32_t a = -1, b = -1, c = -1;
+        memcpy(&len, p, 8);
+        p += 8 + (size_t)len;
+        sp = len > 2 ? (const char *)memchr(str + 1, ' ', (size_t)len - 2) : NULL;
+        if (sp) {
+            size_t na = (size_t)(sp - str), nb = (size_t)len - na - 1;
+            a = tfm__lookup2(v, str, na, "", 0, 0);
+            b = tfm__lookup2(v, sp + 1, nb, "", 0, 0);
+            c = tfm__lookup2(v, str, na, sp + 1, nb, 0);
+        }
+        if (a < 0 || b < 0 || c < 0 || !tfm__tok_mergeable(v, c)) a = b = c = -1;
+        v->merge_[3 * i] = a; v->merge_[3 * i + 1] = b; v->merge_[3 * i + 2] = c;
+        if (c >= 0 && tfm__merge_rank(v, a, b) < 0) { /* a repeated pair keeps its first rank */
+            uint32_t h = tfm__pair_hash(a, b) & mask;
+            while (v->merge_hash_[h] >= 0) h = (h + 1) & mask;
+            v->merge_hash_[h] = (int32_t)i;
+        }
+    }
+    v->n_merges_ = (int32_t)s->n_merges;
+}
+
+static void tfm__vocab_bytes(tfm_vocab *v) {
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned b;
+    for (b = 0; b < 256; b++) {
+        char buf[8];
+        size_t n;
+        if (v->type == TFM_VOCAB_SPM) {
+            buf[0] = '<'; buf[1] = '0'; buf[2] = 'x'; buf[3] = hex[b >> 4]; buf[4] = hex[b & 15]; buf[5] = '>';
+            n = 6;
+        } else {
+            n = tfm__utf8_put(tfm__byte_to_cp(b), buf);
+        }
+        v->byte_tok_[b] = tfm__lookup2(v, buf, n, "", 0, 0);
+    }
+}
+
+/* A special token id from its key: -1 when absent or out of range (with no vocabulary, any
+   int32 is taken: the model's embedding decides). */
+static int32_t tfm__vocab_id(const tfm_gguf *g, const char *key, int32_t n_tokens) {
+    int64_t id;
+    if (!tfm_gguf_get_int(g, key, &id) || id < 0 || id >= (n_tokens ? n_tokens : INT32_MAX)) return -1;
+    return (int32_t)id;
+}
+
+static size_t tfm__piece(const tfm_vocab *v, int32_t id, int strip_space, char *buf, size_t cap);
+
+static void tfm__vocab_flags(tfm_vocab *v, const tfm_gguf *g) {
+    int32_t i;
+    v->bos_id = tfm__vocab_id(g, "tokenizer.ggml.bos_token_id", v->n_tokens);
+    v->eos_id = tfm__vocab_id(g, "tokenizer.ggml.eos_token_id", v->n_tokens);
+    v->unk_id = tfm__vocab_id(g, "tokenizer.ggml.unknown_token_id", v->n_tokens);
+    v->pad_id = tfm__vocab_id(g, "tokenizer.ggml.padding_token_id", v->n_tokens);
+    v->add_bos = v->type == TFM_VOCAB_SPM || v->pre == TFM_PRE_LLAMA3;
+    v->add_eos = 0;
+    v->add_space_prefix = v->type == TFM_VOCAB_SPM;
+    tfm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos);
+    tfm_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos);
+    if (v->type == TFM_VOCAB_SPM) tfm_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix);
+    v->max_piece_len = 0;
+    for (i = 0; i < v->n_tokens; i++) {
+        size_t n = tfm__piece(v, i, 0, NULL, 0);
+        if (n > v->max_piece_len) v->max_piece_len = n;
+    }
+}
+
+TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size) {
+    tfm__vocab_src s;
+    tfm__arena a;
+    size_t need, skip;
+    tfm_result rc;
+    if (!v) return TFM_ERR_ARG;
+    memset(v, 0, sizeof *v);
+    if ((rc = tfm__vocab_scan(g, &s, v->error)) != TFM_OK) return rc;
+    if ((rc = tfm_vocab_heap_size(g, &need)) != TFM_OK)
+        return tfm__vocab_fail(v->error, rc, "vocabulary too large for this platform", NULL, 0);
+    if (s.type == TFM_VOCAB_NONE) {
+        tfm__vocab_flags(v, g);
+        return TFM_OK;
+    }
+    skip = heap ? tfm__align_up((size_t)heap, 64) - (size_t)heap : 0;
+    if (!heap || heap_size < need) return tfm__vocab_fail(v->error, TFM_ERR_BUFFER, "vocabulary heap too small", NULL, 0);
+    a.base = (unsigned char *)heap + skip; a.used = 0; a.cap = heap_size - skip;
+    v->type = s.type;
+    v->pre = s.pre;
+    v->n_tokens = (int32_t)s.n_tokens;
+    tfm__vocab_layout(&a, v, &s);
+    if ((rc = tfm__vocab_tokens(v, &s)) != TFM_OK) {
+        char err[TFM__VERR];
+        memcpy(err, v->error, sizeof err);
+        memset(v, 0, sizeof *v); /* nothing half-built stays usable */
+        memcpy(v->error, err, sizeof err);
+        return rc;
+    }
+    tfm__vocab_scores_types(v, &s);
+    tfm__vocab_merges(v, &s);
+    tfm__vocab_bytes(v);
+    tfm__vocab_flags(v, g);
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_vocab_init(tfm_vocab *v, const tfm_gguf *g) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!v) return TFM_ERR_ARG;
+    memset(v, 0, sizeof *v);
+    if ((rc = tfm_vocab_heap_size(g, &need)) != TFM_OK) return tfm_vocab_init_preallocated(v, g, NULL, 0); /* fills error */
+    if (need == 0) return tfm_vocab_init_preallocated(v, g, NULL, 0); /* no vocabulary */
+    heap = TFM_MALLOC(need);
+    if (!heap) return tfm__vocab_fail(v->error, TFM_ERR_NOMEM, "out of memory for the vocabulary", NULL, 0);
+    rc = tfm_vocab_init_preallocated(v, g, heap, need);
+    if (rc != TFM_OK) TFM_FREE(heap);
+    else v->heap_ = heap;
+    return rc;
+}
+
+TFMDEF void tfm_vocab_free(tfm_vocab *v) {
+    if (!v) return;
+    if (v->heap_) TFM_FREE(v->heap_);
+    memset(v, 0, sizeof *v);
+}
+
+TFMDEF int32_t tfm_vocab_find(const tfm_vocab *v, const char *piece, size_t len) {
+    if (!v || !v->tok_off_ || (!piece && len)) return -1;
+    return tfm__lookup2(v, len ? piece : "", len, "", 0, 0);
+}
+
+/* ---- decoding */
+
+static void tfm__put_byte(char *buf, size_t cap, size_t *n, char c) {
+    if (*n < cap) buf[*n] = c;
+    (*n)++;
+}
+
+/* <0xXX> -> XX, or -1. */
+static int tfm__byte_piece(tfm_str s) {
+    int hi, lo;
+    if (s.len != 6 || memcmp(s.ptr, "<0x", 3) != 0 || s.ptr[5] != '>') return -1;
+    hi = s.ptr[3]; lo = s.ptr[4];
+    hi = hi >= '0' && hi <= '9' ? hi - '0' : (hi | 32) >= 'a' && (hi | 32) <= 'f' ? (hi | 32) - 'a' + 10 : -1;
+    lo = lo >= '0' && lo <= '9' ? lo - '0' : (lo | 32) >= 'a' && (lo | 32) <= 'f' ? (lo | 32) - 'a' + 10 : -1;
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/* Decoded bytes of token id (valid): writes up to cap of them to buf, returns the full count. */
+static size_t tfm__piece(const tfm_vocab *v, int32_t id, int strip_space, char *buf, size_t cap) {
+    tfm_str s = tfm__tok(v, id);
+    int t = v->ttype_[id], byte;
+    size_t n = 0, i = 0, k;
+    if (t == TFM__TT_CONTROL || t == TFM__TT_UNUSED) return 0;
+    if (t == TFM__TT_UNKNOWN) {
+        for (k = 0; k < 3; k++) tfm__put_byte(buf, cap, &n, "\xe2\x96\x85"[k]);
+        return n;
+    }
+    if (t == TFM__TT_BYTE && (byte = tfm__byte_piece(s)) >= 0) {
+        tfm__put_byte(buf, cap, &n, (char)byte);
+        return n;
+    }
+    if (v->type == TFM_VOCAB_SPM) {
+        for (; i < s.len; i++) {
+            if (i + 2 < s.len && memcmp(s.ptr + i, "\xe2\x96\x81", 3) == 0) {
+                if (!(strip_space && n == 0 && i == 0)) tfm__put_byte(buf, cap, &n, ' ');
+                i += 2;
+            } else {
+                tfm__put_byte(buf, cap, &n, s.ptr[i]);
+            }
+        }
+        return n;
+    }
+    while (i < s.len) { /* byte-level: characters back to bytes; user-defined text as it is */
+        uint32_t cp;
+        size_t len = tfm__utf8_char((const uint8_t *)s.ptr + i, s.len - i, &cp);
+        byte = t == TFM__TT_USER ? -1 : tfm__cp_to_byte(cp);
+        if (byte >= 0) tfm__put_byte(buf, cap, &n, (char)byte);
+        else for (k = 0; k < len; k++) tfm__put_byte(buf, cap, &n, s.ptr[i + k]);
+        i += len;
+    }
+    return n;
+}
+
+TFMDEF size_t tfm_token_to_piece(const tfm_vocab *v, int32_t prev_token, int32_t token, char *buf, size_t cap) {
+    int strip;
+    size_t n;
+    if (!v || !v->tok_off_ || token < 0 || token >= v->n_tokens || (!buf && cap)) return 0;
+    strip = v->type == TFM_VOCAB_SPM && v->add_space_prefix && prev_token >= 0 && prev_token == v->bos_id;
+    n = tfm__piece(v, token, strip, buf, cap);
+    return n < cap ? n : cap;
+}
+
+TFMDEF tfm_result tfm_detokenize(const tfm_vocab *v, const int32_t *ids, size_t n, char *buf, size_t cap, size_t *n_needed) {
+    size_t i, total = 0;
+    int bad = 0, at_start = 1;
+    if (n_needed) *n_needed = 0;
+    if (!v || (!ids && n) || (!buf && cap) || !n_needed) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
+    for (i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        int strip, t;
+        if (id < 0 || id >= v->n_tokens) { bad = 1; continue; }
+        t = v->ttype_[id];
+        strip = at_start && v->type == TFM_VOCAB_SPM && v->add_space_prefix;
+        total += tfm__piece(v, id, strip, total < cap ? buf + total : NULL, total < cap ? cap - total : 0);
+        if (t != TFM__TT_CONTROL && t != TFM__TT_UNUSED) at_start = 0;
+    }
+    *n_needed = total;
+    if (total < cap) buf[total] = 0;
+    return bad ? TFM_ERR_TOKEN : total > cap ? TFM_ERR_BUFFER : TFM_OK;
+}
+
+/* ---- encoding: the merge engine */
+
+typedef struct {
+    int32_t prev, next;   /* neighbours in the list, -1 at the ends */
+    int32_t id;           /* this symbol's token, -1 if it is none */
+    int32_t pair;         /* token made by merging with next, -1 if none */
+    int32_t hpos;         /* place in the heap, -1 when not queued */
+    uint32_t start;       /* offset of the symbol's bytes in the text */
+} tfm__sym;
+
+/* A queued merge; the priority is kept here so that sifting stays inside the heap array. */
+typedef struct {
+    float prio;           /* score (SentencePiece) or -rank (BPE) */
+    int32_t sym;          /* left symbol of the pair */
+} tfm__qent;
+
+typedef struct {
+    const tfm_vocab *v;
+    tfm__sym *s;          /* [n_sym] */
+    tfm__qent *heap;      /* [n_heap] queued merges, best first */
+    int32_t n_heap;
+    const char *text;     /* SentencePiece: the escaped text the symbols point into */
+    size_t text_len;
+    int32_t *out;         /* emitted ids: [cap], n counts all of them */
+    size_t cap, n;
+} tfm__enc;
+
+static void tfm__emit(tfm__enc *e, int32_t id) {
+    if (e->n < e->cap) e->out[e->n] = id;
+    e->n++;
+}
+
+/* Higher priority first, then the leftmost symbol. */
+static int tfm__heap_before(tfm__qent a, tfm__qent b) {
+    return a.prio > b.prio || (a.prio == b.prio && a.sym < b.sym);
+}
+
+static void tfm__heap_set(tfm__enc *e, int32_t pos, tfm__qent q) {
+    e->heap[pos] = q;
+    e->s[q.sym].hpos = pos;
+}
+
+/* A 4-ary heap: half the depth of a binary one, and the 4 children share a cache line. */
+static void tfm__heap_up(tfm__enc *e, int32_t pos) {
+    tfm__qent q = e->heap[pos];
+    while (pos > 0 && tfm__heap_before(q, e->heap[(pos - 1) / 4])) {
+        tfm__heap_set(e, pos, e->heap[(pos - 1) / 4]);
+        pos = (pos - 1) / 4;
+    }
+    tfm__heap_set(e, pos, q);
+}
+
+static void tfm__heap_down(tfm__enc *e, int32_t pos) {
+    tfm__qent q = e->heap[pos];
+    for (;;) {
+        int32_t c = 4 * pos + 1, best = c, k;
+        if (c >= e->n_heap) break;
+        for (k = c + 1; k < c + 4 && k < e->n_heap; k++)
+            if (tfm__heap_before(e->heap[k], e->heap[best])) best = k;
+        if (!tfm__heap_before(e->heap[best], q)) break;
+        tfm__heap_set(e, pos, e->heap[best]);
+        pos = best;
+    }
+    tfm__heap_set(e, pos, q);
+}
+
+static void tfm__heap_remove(tfm__enc *e, int32_t sym) {
+    int32_t pos = e->s[sym].hpos;
+    tfm__qent last = e->heap[--e->n_heap];
+    e->s[sym].hpos = -1;
+    if (last.sym == sym) return;
+    tfm__heap_set(e, pos, last);
+    tfm__heap_up(e, pos);
+    tfm__heap_down(e, e->s[last.sym].hpos);
+}
+
+/* Finds the merge of symbol i with its right neighbour and (re)queues or dequeues i. */
+static void tfm__requeue(tfm__enc *e, int32_t i) {
+    tfm__sym *a = &e->s[i];
+    int32_t j = a->next;
+    tfm__qent q;
+    q.sym = i;
+    q.prio = 0;
+    a->pair = -1;
+    if (j >= 0 && e->v->type == TFM_VOCAB_SPM) {
+        size_t end = e->s[j].next >= 0 ? e->s[e->s[j].next].start : e->text_len;
+        a->pair = tfm__lookup2(e->v, e->text + a->start, end - a->start, "", 0, 1);
+        if (a->pair >= 0) q.prio = e->v->score_[a->pair];
+    } else if (j >= 0 && a->id >= 0 && e->s[j].id >= 0) {
+        int32_t r = tfm__merge_rank(e->v, a->id, e->s[j].id);
+        if (r >= 0) { a->pair = e->v->merge_[3 * r + 2]; q.prio = -(float)r; }
+    }
+    if (a->pair < 0) {
+        if (a->hpos >= 0) tfm__heap_remove(e, i);
+    } else if (a->hpos >= 0) {
+        e->heap[a->hpos] = q;
+        tfm__heap_up(e, a->hpos);
+        tfm__heap_down(e, a->hpos);
+    } else {
+        e->heap[e->n_heap] = q;
+        tfm__heap_up(e, e->n_heap++);
+    }
+}
+
+/* Merges symbols 0..n-1 (linked in order, ids set) until no pair merges. */
+static void tfm__merge_all(tfm__enc *e, int32_t n) {
+    int32_t i;
+    e->n_heap = 0;
+    for (i = 0; i < n; i++) e->s[i].hpos = -1;
+    for (i = 0; i + 1 < n; i++) tfm__requeue(e, i);
+    while (e->n_heap > 0) {
+        int32_t j, k;
+        i = e->heap[0].sym;
+        j = e->s[i].next;
+        tfm__heap_remove(e, i);
+        e->s[i].id = e->s[i].pair;
+        if (e->s[j].hpos >= 0) tfm__heap_remove(e, j);
+        k = e->s[j].next;
+        e->s[i].next = k;
+        if (k >= 0) e->s[k].prev = i;
+        tfm__requeue(e, i);
+        if (e->s[i].prev >= 0) tfm__requeue(e, e->s[i].prev);
+    }
+}
+
+static void tfm__sym_init(tfm__sym *s, int32_t i, int32_t n, int32_t id, size_t start) {
+    s->prev = i - 1;
+    s->next = i + 1 < n ? i + 1 : -1;
+    s->id = id;
+    s->pair = -1;
+    s->hpos = -1;
+    s->start = (uint32_t)start;
+}
+
+/* SentencePiece: escape, split into characters, merge, emit with byte fallback. */
+static void tfm__encode_spm(tfm__enc *e, const char *text, size_t len, char *esc) {
+    const tfm_vocab *v = e->v;
+    size_t i, m = 0, p;
+    int32_t n = 0, k;
+    if (len == 0) return;
+    if (v->add_space_prefix) { memcpy(esc, "\xe2\x96\x81", 3); m = 3; }
+    for (i = 0; i < len; i++) {
+        if (text[i] == ' ') { memcpy(esc + m, "\xe2\x96\x81", 3); m += 3; }
+        else esc[m++] = text[i];
+    }
+    e->text = esc;
+    e->text_len = m;
+    for (p = 0; p < m; n++) {
+        uint32_t cp;
+        size_t cl = tfm__utf8_char((const uint8_t *)esc + p, m - p, &cp);
+        e->s[n].start = (uint32_t)p;
+        p += cl;
+    }
+    for (k = 0; k < n; k++) {
+        size_t start = e->s[k].start, end = k + 1 < n ? e->s[k + 1].start : m;
+        tfm__sym_init(&e->s[k], k, n, tfm__lookup2(v, esc + start, end - start, "", 0, 1), start);
+    }
+    tfm__merge_all(e, n);
+    for (k = 0; k >= 0; k = e->s[k].next) {
+        size_t start = e->s[k].start, end = e->s[k].next >= 0 ? e->s[e->s[k].next].start : m, b;
+        int all = 1;
+        if (e->s[k].id >= 0) { tfm__emit(e, e->s[k].id); continue; }
+        for (b = start; b < end; b++) all &= v->byte_tok_[(uint8_t)esc[b]] >= 0;
+        if (all) for (b = start; b < end; b++) tfm__emit(e, v->byte_tok_[(uint8_t)esc[b]]);
+        else if (v->unk_id >= 0) tfm__emit(e, v->unk_id);
+    }
+}
+
+/* Byte-level BPE of one pre-tokenized piece. mapped: room for 2 * len bytes. */
+static void tfm__encode_bpe_word(tfm__enc *e, const uint8_t *w, size_t len, char *mapped) {
+    const tfm_vocab *v = e->v;
+    int32_t k, n = (int32_t)len;
+    if (len == 1) {
+        if (v->byte_tok_[w[0]] >= 0) tfm__emit(e, v->byte_tok_[w[0]]);
+        else if (v->unk_id >= 0) tfm__emit(e, v->unk_id);
+        return;
+    }
+    if (v->pre == TFM_PRE_LLAMA3) { /* llama.cpp's ignore_merges: a piece that is a token stays whole */
+        size_t m = 0, i;
+        int32_t id;
+        for (i = 0; i < len; i++) m += tfm__utf8_put(tfm__byte_to_cp(w[i]), mapped + m);
+        id = tfm__lookup2(v, mapped, m, "", 0, 1);
+        if (id >= 0) { tfm__emit(e, id); return; }
+    }
+    for (k = 0; k < n; k++) tfm__sym_init(&e->s[k], k, n, v->byte_tok_[w[k]], (size_t)k);
+    tfm__merge_all(e, n);
+    for (k = 0; k >= 0; k = e->s[k].next) {
+        if (e->s[k].id >= 0) tfm__emit(e, e->s[k].id);
+        else if (v->unk_id >= 0) tfm__emit(e, v->unk_id);
+    }
+}
+
+static void tfm__encode_bpe(tfm__enc *e, const char *text, size_t len, char *mapped) {
+    const uint8_t *t = (const uint8_t *)text;
+    size_t p = 0;
+    while (p < len) {
+        size_t end = tfm__pretok_next(e->v->pre, t, len, p);
+        if (end <= p) end = p + 1; /* cannot happen; guarantees progress */
+        tfm__encode_bpe_word(e, t + p, end - p, mapped);
+        p = end;
+    }
+}
+
+/* Places the work memory (or only measures it when a->base is NULL). */
+static void tfm__work_layout(tfm__arena *a, const tfm_vocab *v, size_t len, char **text, tfm__sym **s, tfm__qent **heap) {
+    size_t n_sym = len + 1, n_text = v->type == TFM_VOCAB_SPM ? 3 * len + 3 : 2 * len + 1;
+    *text = (char *)tfm__arena_take(a, n_text);
+    *s = (tfm__sym *)tfm__arena_take(a, n_sym * sizeof(tfm__sym));
+    *heap = (tfm__qent *)tfm__arena_take(a, n_sym * sizeof(tfm__qent));
+}
+
+/* 0 when the text is too long for a size_t (32-bit targets) or the limit. */
+TFMDEF size_t tfm_tokenize_work_size(const tfm_vocab *v, size_t len) {
+    tfm__arena a;
+    char *text;
+    tfm__sym *s;
+    tfm__qent *heap;
+    if (!v || !v->tok_off_ || len > TFM__TEXT_MAX) return 0;
+    if ((3 + sizeof(tfm__sym) + sizeof(tfm__qent)) * (uint64_t)(len + 1) + 1024 > (uint64_t)SIZE_MAX) return 0;
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__work_layout(&a, v, len, &text, &s, &heap);
+    return a.used + 64;
+}
+
+TFMDEF tfm_result tfm_tokenize_ex(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                                  int32_t *out, size_t cap, size_t *n_out, void *work, size_t work_size) {
+    tfm__enc e;
+    tfm__arena a;
+    char *buf;
+    size_t skip;
+    if (n_out) *n_out = 0;
+    if (!v || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
+    if (tfm_tokenize_work_size(v, len) == 0) return TFM_ERR_ARG; /* text too long */
+    if (!work || work_size < tfm_tokenize_work_size(v, len)) return TFM_ERR_BUFFER;
+    skip = tfm__align_up((size_t)work, 64) - (size_t)work;
+    a.base = (unsigned char *)work + skip; a.used = 0; a.cap = work_size - skip;
+    memset(&e, 0, sizeof e);
+    e.v = v; e.out = out; e.cap = cap;
+    tfm__work_layout(&a, v, len, &buf, &e.s, &e.heap);
+    if (add_special && v->add_bos && v->bos_id >= 0) tfm__emit(&e, v->bos_id);
+    if (v->type == TFM_VOCAB_SPM) tfm__encode_spm(&e, text, len, buf);
+    else tfm__encode_bpe(&e, text, len, buf);
+    if (add_special && v->add_eos && v->eos_id >= 0) tfm__emit(&e, v->eos_id);
+    *n_out = e.n;
+    return e.n > cap ? TFM_ERR_BUFFER : TFM_OK;
+}
+
+TFMDEF tfm_result tfm_tokenize(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                               int32_t *out, size_t cap, size_t *n_out) {
+    size_t need;
+    void *work;
+    tfm_result rc;
+    if (n_out) *n_out = 0;
+    if (!v || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
+    need = tfm_tokenize_work_size(v, len);
+    if (need == 0) return TFM_ERR_ARG;
+    work = TFM_MALLOC(need);
+    if (!work) return TFM_ERR_NOMEM;
+    rc = tfm_tokenize_ex(v, text, len, add_special, out, cap, n_out, work, need);
+    TFM_FREE(work);
+    return rc;
 }
 /* >>tokenizer-impl-end */
 

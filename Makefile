@@ -45,3 +45,15 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%) $(B)/run $(B)/llama2c-to-gguf
 
 clean:
 	rm -rf $(B)
+
+# ---- KV-cache pruning evaluation (docs/kv-eval.md): tables and plot. Per model: FULL, H2O, WINDOW
+# and A2SF (5 alphas) at 5 cache ratios, then A2SF again with the last half of the budget protected.
+KV_EVAL_STORIES ?= ../shared/models/stories260K.gguf
+KV_EVAL_RUNS := $(B)/kv-eval-stories260K.jsonl $(B)/kv-eval-stories260K-recent.jsonl $(B)/kv-eval-tfm-kjv.jsonl $(B)/kv-eval-tfm-kjv-recent.jsonl
+.PHONY: kv-eval
+kv-eval: $(B)/kv_eval
+	$(B)/kv_eval -m $(KV_EVAL_STORIES) --name stories260K --text docs/kv-eval-stories.txt --ctx 512 --sweep > $(B)/kv-eval-stories260K.jsonl
+	$(B)/kv_eval -m $(KV_EVAL_STORIES) --name stories260K --text docs/kv-eval-stories.txt --ctx 512 --sweep --a2sf-only --recent-frac 0.5 > $(B)/kv-eval-stories260K-recent.jsonl
+	$(B)/kv_eval -m $(MODEL) --name tfm-kjv --text docs/kv-eval-kjv.txt --lines --sweep > $(B)/kv-eval-tfm-kjv.jsonl
+	$(B)/kv_eval -m $(MODEL) --name tfm-kjv --text docs/kv-eval-kjv.txt --lines --sweep --a2sf-only --recent-frac 0.5 > $(B)/kv-eval-tfm-kjv-recent.jsonl
+	$(B)/kv_eval --report docs/kv-eval.md --svg docs/kv-eval.svg $(KV_EVAL_RUNS)

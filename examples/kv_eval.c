@@ -31,7 +31,8 @@
 
 typedef struct {
     const char *model, *text, *ids, *name, *md, *svg;
-    int sweep, report, lines, ctx, max_segments, prompt, gen_segments, threads;
+    int sweep, a2sf_only, report, lines, ctx, max_segments, prompt, gen_segments, threads;
+    double recent_frac;     /* sweep: A2SF n_recent = this fraction of the budget (0: --kv-recent) */
     double ratios[MAX_GRID];
     float alphas[MAX_GRID];
     int n_ratios, n_alphas;
@@ -53,7 +54,7 @@ typedef struct {
 
 typedef struct {
     tfm_kv_config kv;
-    double ratio;
+    double ratio, recent_frac;
     double nll, kl, top1;   /* sums over scored tokens */
     long scored;
     int diverge_min;
@@ -77,12 +78,14 @@ static void usage(void) {
         "  --sweep             FULL, then H2O, WINDOW and A2SF per alpha at every cache ratio\n"
         "  --ratios LIST       cache ratios of the sweep (default 0.1,0.2,0.3,0.5,0.8)\n"
         "  --alphas LIST       A2SF alphas of the sweep (default 0,0.1,0.2,0.5,0.9)\n"
+        "  --recent-frac F     sweep: A2SF protects the last F * budget positions (H2O: 0.5)\n"
+        "  --a2sf-only         sweep: only the A2SF runs (no FULL, H2O, WINDOW)\n"
         "  --ctx N             segment length (default: the model's context, at most the text)\n"
         "  --segments N        use at most N segments (default: all)\n"
         "  --prompt N          greedy divergence: prompt tokens (default 16)\n"
         "  --gen-segments N    greedy divergence on the first N segments (default 4)\n"
         "  --name NAME         model name in the output (default: the file name)\n"
-        "  --threads N         threads (default: all cores)\n");
+        "  --threads N         threads (default 1; 0: all cores)\n");
 }
 
 /* ---------------------------------------------------------------- input */
@@ -121,10 +124,47 @@ static int32_t *read_ids(const char *path, int32_t n_vocab, int *n) {
     return ids;
 }
 
+/* Token ids of a text file, no BOS; with `lines` each line is tokenized on its own (the way a
+   corpus of verses is encoded) and the ids joined. */
 static int32_t *read_text(const char *path, const tfm_model *m, int lines, int *n) {
-    (void)path; (void)m; (void)lines; (void)n;
-    die("--text needs the tokenizer (use --ids until it lands)", NULL);
-    return NULL;
+    size_t len, total = 0, got;
+    char *text = read_file(path, &len), *p = text;
+    int32_t *ids = (int32_t *)malloc((len + 2) * sizeof *ids);
+    tfm_result rc;
+    if (!ids) die("out of memory", NULL);
+    if (m->vocab.n_tokens <= 0) die("the model has no vocabulary (use --ids)", path);
+    while (p < text + len) {
+        char *e = lines ? strchr(p, '\n') : NULL;
+        size_t piece = e ? (size_t)(e - p) : (size_t)(text + len - p);
+        if (lines && piece == 0) { p++; continue; }
+        rc = tfm_tokenize(&m->vocab, p, piece, 0, ids + total, len + 2 - total, &got);
+        if (rc != TFM_OK) die("cannot tokenize", tfm_result_string(rc));
+        total += got;
+        p += piece + (e ? 1 : 0);
+    }
+    if (total > 0x7fffffff) die("text too long", path);
+    free(text);
+    *n = (int)total;
+    return ids;
+}
+
+/* Segments of len tokens: BOS (if the vocabulary adds one) and the next text tokens. */
+static int32_t *text_segments(const int32_t *tok, int n_tok, const tfm_model *m, int *len, int *n) {
+    const int bos = m->vocab.add_bos && m->vocab.bos_id >= 0 ? 1 : 0;
+    int per, n_seg, k;
+    int32_t *ids;
+    if (*len > n_tok + bos) *len = n_tok + bos;
+    per = *len - bos;
+    if (per < 1) die("text too short", NULL);
+    n_seg = n_tok / per;
+    ids = (int32_t *)malloc((size_t)n_seg * (size_t)*len * sizeof *ids);
+    if (!ids) die("out of memory", NULL);
+    for (k = 0; k < n_seg; k++) {
+        if (bos) ids[(size_t)k * *len] = m->vocab.bos_id;
+        memcpy(ids + (size_t)k * *len + bos, tok + (size_t)k * per, (size_t)per * sizeof *ids);
+    }
+    *n = n_seg * *len;
+    return ids;
 }
 
 static int parse_list(const char *s, double *out, int cap) {
@@ -149,6 +189,7 @@ static void parse_args(int argc, char **argv, options *o) {
     kv_flags_init(&o->kv);
     o->prompt = 16;
     o->gen_segments = 4;
+    o->threads = 1; /* many small runs: one thread each avoids idle spinning on a busy machine */
     o->n_ratios = 5;
     o->n_alphas = 5;
     memcpy(o->ratios, ratios, sizeof ratios);
@@ -161,6 +202,7 @@ static void parse_args(int argc, char **argv, options *o) {
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); exit(0); }
         else if (!strcmp(a, "--sweep")) { o->sweep = 1; continue; }
+        else if (!strcmp(a, "--a2sf-only")) { o->a2sf_only = 1; continue; }
         else if (!strcmp(a, "--lines")) { o->lines = 1; continue; }
         else if (a[0] != '-') { o->inputs[o->n_inputs++] = argv[i]; continue; }
         if (!v) die("missing value for", a);
@@ -176,6 +218,10 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--prompt")) o->prompt = atoi(v);
         else if (!strcmp(a, "--gen-segments")) o->gen_segments = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+        else if (!strcmp(a, "--recent-frac")) {
+            o->recent_frac = atof(v);
+            if (!(o->recent_frac >= 0 && o->recent_frac <= 1)) die("--recent-frac must be in [0, 1]", v);
+        }
         else if (!strcmp(a, "--ratios")) {
             if ((o->n_ratios = parse_list(v, o->ratios, MAX_GRID)) == 0) die("bad --ratios", v);
             for (k = 0; k < o->n_ratios; k++) if (!(o->ratios[k] > 0 && o->ratios[k] <= 1)) die("ratios must be in (0, 1]", v);
@@ -316,19 +362,23 @@ static void print_json(const options *o, const reference *ref, const run_result 
     const double n = r->scored ? (double)r->scored : 1;
     printf("{\"model\":\"%s\",\"policy\":\"%s\",\"ratio\":%.4g,\"budget\":%d,\"alpha\":%.4g,\"n_recent\":%d,\"n_sink\":%d,"
            "\"ppl\":%.6g,\"nll\":%.6g,\"kl\":%.6g,\"top1\":%.6g,\"diverge\":%.4g,\"diverge_min\":%d,\"gen\":%d,"
-           "\"tokens\":%ld,\"segments\":%d,\"len\":%d,\"heap_bytes\":%zu}\n",
+           "\"recent_frac\":%.4g,\"tokens\":%ld,\"segments\":%d,\"len\":%d,\"heap_bytes\":%zu}\n",
            o->name, kv_policy_name(r->kv.policy), r->ratio, r->kv.policy == TFM_KV_FULL ? ref->len : r->kv.budget,
            r->kv.policy == TFM_KV_A2SF || r->kv.policy == TFM_KV_H2O ? r->kv.alpha : 0, r->kv.n_recent, r->kv.n_sink,
            exp(r->nll / n), r->nll / n, r->kl / n, r->top1 / n, ref->n_greedy ? r->diverge_mean : -1, r->diverge_min, ref->gen,
-           r->scored, ref->n_seg, ref->len, r->heap);
+           r->recent_frac, r->scored, ref->n_seg, ref->len, r->heap);
     fflush(stdout);
 }
 
-static void run_one(const options *o, const reference *ref, tfm_kv_config kv, double ratio) {
+/* One run at a cache ratio; recent_frac > 0 sets n_recent to that fraction of the budget. */
+static void run_one(const options *o, const reference *ref, tfm_kv_config kv, double ratio, double recent_frac) {
     run_result r;
     if (kv.policy != TFM_KV_FULL) kv.budget = (int32_t)(ratio * ref->len + 0.5);
     if (kv.policy != TFM_KV_FULL && kv.budget < 1) kv.budget = 1;
+    if (recent_frac > 0) kv.n_recent = (int32_t)(recent_frac * kv.budget + 0.5);
+    if (kv.n_recent + kv.n_sink > kv.budget) kv.n_recent = kv.budget - kv.n_sink;
     r = evaluate(o, ref, &kv, kv.policy == TFM_KV_FULL ? 1.0 : ratio);
+    r.recent_frac = recent_frac;
     print_json(o, ref, &r);
 }
 
@@ -336,19 +386,21 @@ static void sweep(const options *o, const reference *ref) {
     tfm_kv_config kv;
     int i, a;
     memset(&kv, 0, sizeof kv);
-    run_one(o, ref, kv, 1.0);
+    if (!o->a2sf_only) run_one(o, ref, kv, 1.0, 0);
     for (i = 0; i < o->n_ratios; i++) {
-        memset(&kv, 0, sizeof kv);
-        kv.policy = TFM_KV_H2O;
-        kv.n_sink = o->kv.kv.n_sink;
-        run_one(o, ref, kv, o->ratios[i]);
-        kv.policy = TFM_KV_WINDOW;
-        run_one(o, ref, kv, o->ratios[i]);
+        if (!o->a2sf_only) {
+            memset(&kv, 0, sizeof kv);
+            kv.n_sink = o->kv.kv.n_sink;
+            kv.policy = TFM_KV_H2O;
+            run_one(o, ref, kv, o->ratios[i], 0);
+            kv.policy = TFM_KV_WINDOW;
+            run_one(o, ref, kv, o->ratios[i], 0);
+        }
         for (a = 0; a < o->n_alphas; a++) {
             kv = o->kv.kv;
             kv.policy = TFM_KV_A2SF;
             kv.alpha = o->alphas[a];
-            run_one(o, ref, kv, o->ratios[i]);
+            run_one(o, ref, kv, o->ratios[i], o->recent_frac);
         }
     }
 }
@@ -361,7 +413,7 @@ static void sweep(const options *o, const reference *ref) {
 
 typedef struct {
     char model[64], policy[16];
-    double ratio, alpha, ppl, kl, top1, diverge;
+    double ratio, alpha, ppl, kl, top1, diverge, recent_frac;
     int budget, n_recent, n_sink, gen, segments, len;
     long tokens;
 } run_line;
@@ -393,6 +445,7 @@ static int parse_run(const char *line, run_line *r) {
     if (!json_str(line, "model", r->model, sizeof r->model) || !json_str(line, "policy", r->policy, sizeof r->policy)) return 0;
     if (!json_num(line, "ratio", &r->ratio) || !json_num(line, "alpha", &r->alpha) || !json_num(line, "ppl", &r->ppl) ||
         !json_num(line, "kl", &r->kl) || !json_num(line, "top1", &r->top1) || !json_num(line, "diverge", &r->diverge)) return 0;
+    json_num(line, "recent_frac", &r->recent_frac);
     json_num(line, "budget", &v[0]); json_num(line, "n_recent", &v[1]); json_num(line, "n_sink", &v[2]);
     json_num(line, "gen", &v[3]); json_num(line, "segments", &v[4]); json_num(line, "len", &v[5]); json_num(line, "tokens", &v[6]);
     r->budget = (int)v[0]; r->n_recent = (int)v[1]; r->n_sink = (int)v[2];
@@ -418,13 +471,20 @@ static void series_label(const run_line *r, char *out, size_t cap) {
     else if (!strcmp(r->policy, "window")) snprintf(out, cap, "WINDOW");
     else snprintf(out, cap, "FULL");
     if (r->n_sink && strcmp(r->policy, "full")) snprintf(out + strlen(out), cap - strlen(out), " sink %d", r->n_sink);
-    if (r->n_recent && !strcmp(r->policy, "a2sf")) snprintf(out + strlen(out), cap - strlen(out), " recent %d", r->n_recent);
+    if (r->recent_frac > 0 && !strcmp(r->policy, "a2sf")) snprintf(out + strlen(out), cap - strlen(out), " recent %g*budget", r->recent_frac);
+    else if (r->n_recent && !strcmp(r->policy, "a2sf")) snprintf(out + strlen(out), cap - strlen(out), " recent %d", r->n_recent);
+}
+
+static const run_line *point_at(const series *s, double ratio) {
+    int i;
+    for (i = 0; i < s->n; i++) if (fabs(s->pt[i]->ratio - ratio) < 1e-9) return s->pt[i];
+    return NULL;
 }
 
 static void group_run(model_runs *mr, const run_line *r) {
     char label[48];
     int i;
-    if (!strcmp(r->policy, "full")) { mr->full = r; return; }
+    if (!strcmp(r->policy, "full")) { if (!mr->full) mr->full = r; return; }
     for (i = 0; i < mr->n_ratios && fabs(mr->ratios[i] - r->ratio) > 1e-9; i++) {}
     if (i == mr->n_ratios && mr->n_ratios < MAX_GRID) mr->ratios[mr->n_ratios++] = r->ratio;
     series_label(r, label, sizeof label);
@@ -433,16 +493,11 @@ static void group_run(model_runs *mr, const run_line *r) {
         if (mr->n_series == MAX_SERIES) return;
         snprintf(mr->s[mr->n_series++].label, sizeof mr->s[0].label, "%s", label);
     }
-    if (mr->s[i].n < MAX_GRID) mr->s[i].pt[mr->s[i].n++] = r;
+    if (mr->s[i].n < MAX_GRID && !point_at(&mr->s[i], r->ratio)) mr->s[i].pt[mr->s[i].n++] = r; /* first run wins */
 }
 
 static int cmp_double(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 
-static const run_line *point_at(const series *s, double ratio) {
-    int i;
-    for (i = 0; i < s->n; i++) if (fabs(s->pt[i]->ratio - ratio) < 1e-9) return s->pt[i];
-    return NULL;
-}
 
 /* One Markdown table: a row per series, a column per ratio. metric 0 ppl, 1 kl, 2 top1 %, 3 diverge. */
 static void md_table(FILE *f, const model_runs *mr, int metric, const char *title) {
@@ -515,9 +570,17 @@ static void write_markdown(const char *path, const model_runs *mr, int n_models)
 #define ML 56
 #define MT 34
 #define MB 44
-#define LEGEND 150
+#define LEGEND 250
 
-static const char *palette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+/* Line style of a series: A2SF colored by alpha (solid; dashed with a recent window), the
+   baselines H2O and WINDOW black and gray, dotted. */
+static void series_style(const series *s, char *out, size_t cap) {
+    static const char *by_alpha[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"};
+    const run_line *r = s->pt[0];
+    if (!strcmp(r->policy, "h2o")) { snprintf(out, cap, "stroke=\"#000\" stroke-dasharray=\"2,3\""); return; }
+    if (!strcmp(r->policy, "window")) { snprintf(out, cap, "stroke=\"#888\" stroke-dasharray=\"2,3\""); return; }
+    snprintf(out, cap, "stroke=\"%s\"%s", by_alpha[(int)(r->alpha * 8 + 0.5) % 9], r->recent_frac > 0 || r->n_recent > 0 ? " stroke-dasharray=\"7,3\"" : "");
+}
 
 static void svg_ytick(FILE *f, int x, int w, double lo, double hi, int h, double v) {
     double y = MT + h - (log10(v) - lo) / (hi - lo) * h;
@@ -568,15 +631,17 @@ static void svg_panel(FILE *f, const model_runs *mr, int x0) {
         fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-dasharray=\"5,4\"/>\n", x0 + ML, x0 + ML + w, SY(mr->full->ppl), SY(mr->full->ppl));
     for (i = 0; i < mr->n_series; i++) {
         const series *s = &mr->s[i];
-        const char *col = palette[i % 10];
+        char style[96];
         double xs[MAX_GRID];
         int n = 0;
         for (j = 0; j < s->n; j++) xs[n++] = s->pt[j]->ratio;
         qsort(xs, (size_t)n, sizeof xs[0], cmp_double);
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"%s points=\"", col, strstr(s->label, "A2SF") ? "" : " stroke-dasharray=\"2,2\"");
+        series_style(s, style, sizeof style);
+        fprintf(f, "<polyline fill=\"none\" %s stroke-width=\"1.6\" points=\"", style);
         for (j = 0; j < n; j++) fprintf(f, "%.1f,%.1f ", SX(xs[j]), SY(point_at(s, xs[j])->ppl));
         fprintf(f, "\"/>\n");
-        for (j = 0; j < n; j++) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>", SX(xs[j]), SY(point_at(s, xs[j])->ppl), col);
+        *strchr(style + 8, '"') = 0; /* the color alone: stroke="#xxxxxx */
+        for (j = 0; j < n; j++) fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.2\" fill=\"%s\"/>", SX(xs[j]), SY(point_at(s, xs[j])->ppl), style + 8);
         fprintf(f, "\n");
     }
 #undef SX
@@ -587,8 +652,9 @@ static void svg_legend(FILE *f, const model_runs *mr, int x0) {
     int i;
     for (i = 0; i < mr->n_series; i++) {
         int y = MT + 8 + i * 16;
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>", x0, x0 + 18, y, y, palette[i % 10],
-                strstr(mr->s[i].label, "A2SF") ? "" : " stroke-dasharray=\"2,2\"");
+        char style[96];
+        series_style(&mr->s[i], style, sizeof style);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" %s stroke-width=\"2\"/>", x0, x0 + 22, y, y, style);
         fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\">%s</text>\n", x0 + 24, y + 4, mr->s[i].label);
     }
     fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#000\" stroke-dasharray=\"5,4\"/>", x0, x0 + 18, MT + 8 + i * 16, MT + 8 + i * 16);
@@ -642,14 +708,23 @@ int main(int argc, char **argv) {
     tfm_model m;
     reference ref;
     int32_t *ids;
-    int n;
+    int n, n_text = -1;
     tfm_result rc;
     parse_args(argc, argv, &o);
     if (o.report) { report(&o); return 0; }
     if ((rc = tfm_model_load(&m, o.model)) != TFM_OK) die(tfm_result_string(rc), m.error);
-    ids = o.ids ? read_ids(o.ids, m.hp.n_vocab, &n) : read_text(o.text, &m, o.lines, &n);
+    if (o.ids) ids = read_ids(o.ids, m.hp.n_vocab, &n);
+    else { /* BOS-led segments of --ctx tokens */
+        int n_tok, len = o.ctx ? o.ctx : m.hp.n_ctx_train;
+        int32_t *tok = read_text(o.text, &m, o.lines, &n_tok);
+        ids = text_segments(tok, n_tok, &m, &len, &n);
+        n_text = n_tok;
+        free(tok);
+        o.ctx = len;
+    }
     build_reference(&ref, &o, &m, ids, n);
-    fprintf(stderr, "kv_eval: %s: %d segment(s) of %d tokens (%d available), greedy on %d\n", o.name, ref.n_seg, ref.len, n, ref.n_greedy);
+    fprintf(stderr, "kv_eval: %s: %d segment(s) of %d tokens (from %d %s), greedy decoding on %d\n", o.name, ref.n_seg, ref.len,
+            n_text >= 0 ? n_text : n, n_text >= 0 ? "text tokens" : "ids", ref.n_greedy);
     if (o.sweep) sweep(&o, &ref);
     else {
         char err[256];

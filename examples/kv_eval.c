@@ -93,7 +93,7 @@ static void usage(void) {
 static char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     char *buf;
-    long n;
+    long n = 0;
     if (!f) die("cannot open", path);
     if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) die("cannot read", path);
     buf = (char *)malloc((size_t)n + 1);

@@ -4,6 +4,7 @@
 #define TFM_IMPLEMENTATION
 #include "../tfm.h"
 #include "test.h"
+#include "../examples/kv_flags.h"
 
 #define STORIES "../shared/models/stories260K.gguf"
 #define STORIES_IDS "../shared/ref/stories260K_once_upon_t0_n256.tokens.txt"
@@ -471,6 +472,35 @@ static void reference_replay(void) {
     CHECK(rc == 0, "tests/kv_reference.py disagrees with the dump (exit %d)", rc);
 }
 
+/* ---------------------------------------------------------------- examples/kv_flags.h */
+
+static int flags_run(kv_flags *f, int argc, const char **args, char *err, size_t cap) {
+    char *argv[16];
+    int i, r = 0;
+    for (i = 0; i < argc; i++) argv[i] = (char *)args[i];
+    kv_flags_init(f);
+    for (i = 0; i < argc && r >= 0; i++) r = kv_flags_parse(f, argc, argv, &i, err, cap);
+    return r;
+}
+
+static void test_flags(void) {
+    static const char *ok[] = {"--kv", "a2sf", "--kv-budget", "20%", "--kv-alpha", "0.25", "--kv-recent", "3", "--kv-sink", "1"};
+    static const char *count[] = {"--kv", "h2o", "--kv-budget", "64"};
+    static const char *bad[][2] = {{"--kv", "lru"}, {"--kv-budget", "0"}, {"--kv-budget", "1.5"}, {"--kv-alpha", "2"},
+                                   {"--kv-recent", "-1"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"}};
+    kv_flags f;
+    tfm_kv_config kv;
+    char err[256];
+    size_t i;
+    CHECK(flags_run(&f, 10, ok, err, sizeof err) >= 0, "flags: %s", err);
+    CHECK(kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.policy == TFM_KV_A2SF && kv.budget == 100 && kv.alpha == 0.25f &&
+          kv.n_recent == 3 && kv.n_sink == 1, "flags: budget 20%% of 500 gave %d", kv.budget);
+    CHECK(flags_run(&f, 4, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.budget == 64, "flags: count budget");
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(flags_run(&f, 2, bad[i], err, sizeof err) < 0, "flags accepted %s %s", bad[i][0], bad[i][1]);
+    CHECK(flags_run(&f, 2, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) != 0, "flags: h2o without budget accepted");
+    CHECK(flags_run(&f, 2, count + 2, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) != 0, "flags: budget without policy accepted");
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(void) {
@@ -479,6 +509,7 @@ int main(void) {
     FILE *f = fopen(DUMP, "w");
     int n = 0;
     test_hand_worked();
+    test_flags();
     if (load(&m, STORIES)) {
         char *text = test_read_file(STORIES_IDS, NULL);
         if (text) n = test_parse_ids(text, "sequence", ids, MAXN);

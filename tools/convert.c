@@ -82,7 +82,7 @@ static int file_exists(const char *dir, const char *name) {
 /* Reads dir/name (at most 1 GB) into a malloc'd buffer; NULL if it cannot. */
 static char *read_file(const char *dir, const char *name, size_t *size) {
     char *p = path_join(dir, name);
-    unsigned char *buf = p ? vocab__slurp(p, (size_t)1 << 30, size) : NULL;
+    unsigned char *buf = p ? vocab_read_file(p, (size_t)1 << 30, size) : NULL;
     free(p);
     return (char *)buf;
 }
@@ -678,8 +678,9 @@ static int load_vocab(vocab *v, const options *o, const hf_config *c) {
         v->bos = c->bos; v->eos = c->eos;
         if (c->pad >= 0 && c->pad != c->eos) v->pad = c->pad;
     }
-    /* defaults: SentencePiece Llama and OPT add BOS; GPT-2 and Qwen2 do not */
-    v->add_bos = c->arch == ARCH_OPT || (c->arch == ARCH_LLAMA && strcmp(v->model, "llama") == 0);
+    /* defaults: Llama (SentencePiece and Llama 3 alike), Mistral and OPT add BOS; GPT-2 and
+       Qwen2 do not */
+    v->add_bos = c->arch == ARCH_OPT || c->arch == ARCH_LLAMA;
     v->add_eos = 0;
     if (!o->tokenizer_bin) read_tokenizer_config(v, o->dir);
     while ((int64_t)v->n < c->vocab) { /* embedding rows past the tokenizer */

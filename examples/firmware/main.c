@@ -194,6 +194,29 @@ static int load(void) {
     return 0;
 }
 
+/* The same for a session: 4096 sequences of 2^20 positions with no eviction would need a KV
+   cache of n_seq * n_layer * n_head_kv * n_ctx * head_dim * 8 bytes - far past 4 GB. */
+static int check_session_limits(void) {
+    const tfm_hparams *hp = &fw_model.hp;
+    tfm_session_config cfg;
+    size_t need = 0;
+    tfm_result r;
+    uint64_t kv = (uint64_t)4096 * (uint64_t)hp->n_layer * (uint64_t)hp->n_head_kv * ((uint64_t)1 << 20) * (uint64_t)hp->head_dim * 8u;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n_ctx = 1 << 20;
+    cfg.n_seq = 4096;
+    cfg.n_threads = 1;
+    r = tfm_session_heap_size(&fw_model, &cfg, &need);
+    if (r == TFM_OK && (uint64_t)need < kv / 2) {
+        put_str("ERROR: limits: the size of a huge session wrapped around\n");
+        return 1;
+    }
+    put_str("limits: a session needing ");
+    put_u64(kv >> 30);
+    put_str(r == TFM_OK ? " GB is sized without wrapping\n" : " GB is refused\n");
+    return 0;
+}
+
 static int start_session(void) {
     tfm_session_config cfg;
     size_t need;
@@ -291,7 +314,7 @@ int main(void) {
     board_putc('\n');
     calibrate();
     if (check_limits()) return 1;
-    if (load() || take_prompt() || start_session()) return 1;
+    if (load() || take_prompt() || start_session() || check_session_limits()) return 1;
     put_str("arch: ");
     put_str(fw_model.arch->name);
     put_kv(" dim ", (uint64_t)fw_model.hp.dim);

@@ -84,7 +84,7 @@ FW_PROMPT_ARG  = $(if $(strip $(FW_PROMPT_IDS)),--prompt-ids "$(FW_PROMPT_IDS)",
 FW_N_GEN      ?= 48
 FW_BUDGET     ?= 16
 FW_ALPHA      ?= 0.5
-FW_POOL       ?= 98304
+FW_POOL       ?= 131072
 FW_DIR        ?= $(B)/firmware
 FW_OPT        ?= -O2
 FW_ARCH       := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -fno-math-errno

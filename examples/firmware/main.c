@@ -6,8 +6,8 @@
    and the run reports that count (it must be 0). The KV cache is pruned by A2SF to a small
    budget, so RAM stays bounded however long the generation runs.
 
-   The prompt comes as token ids with the model (gguf-to-c --prompt-ids), so the board needs no
-   tokenizer to start. The same file builds on a host (board_host.c) so both outputs can be
+   The prompt comes as token ids with the model (gguf-to-c --prompt tokenizes it on the host), so
+   the board needs no tokenizer to start; the vocabulary only turns the output ids into text. The same file builds on a host (board_host.c) so both outputs can be
    compared line by line. Build-time settings (-D...):
      FW_N_GEN        new tokens to generate (stops early at the model's EOS)
      FW_BUDGET       A2SF budget: kept tokens per layer and KV head
@@ -27,7 +27,7 @@
 #define FW_ALPHA 0.5f
 #endif
 #ifndef FW_POOL_BYTES
-#define FW_POOL_BYTES (512u * 1024u)
+#define FW_POOL_BYTES (128u * 1024u)
 #endif
 
 /* Allocation hooks: after start-up nothing may allocate, and start-up itself uses the pool. */
@@ -255,22 +255,45 @@ static void calibrate(void) {
     board_putc('\n');
 }
 
-static int generate(void) {
-    const int32_t V = fw_model.hp.n_vocab, eos = fw_model.vocab.eos_id;
-    uint64_t total = 0, lo = UINT64_MAX, hi = 0;
-    size_t n = 0, n_decode = 0;
-    int32_t next;
+/* Decode statistics: instructions per tfm_session_eval of one token. */
+typedef struct { uint64_t total, lo, hi; size_t n; } fw_stats;
+
+static int prefill(void) {
     uint32_t t0;
     tfm_result r;
     put_ids("prompt_ids", fw_prompt, fw_n_prompt);
     t0 = board_ticks();
-    if ((r = tfm_session_eval(&fw_session, fw_prompt, NULL, fw_n_prompt, NULL)) != TFM_OK) return fail("prompt", r, fw_session.error);
+    r = tfm_session_eval(&fw_session, fw_prompt, NULL, fw_n_prompt, NULL);
+    if (r != TFM_OK) return fail("prompt", r, fw_session.error);
     put_kv("prefill: ", (uint64_t)fw_n_prompt);
     put_kv(" tokens, insns ", insns(t0, board_ticks()));
     board_putc('\n');
+    return 0;
+}
+
+/* Feeds one token and records what it cost. */
+static int decode(int32_t token, fw_stats *st) {
+    uint32_t t0 = board_ticks();
+    uint64_t c;
+    tfm_result r = tfm_session_eval(&fw_session, &token, NULL, 1, NULL);
+    if (r != TFM_OK) return fail("decode", r, fw_session.error);
+    c = insns(t0, board_ticks());
+    st->total += c;
+    st->lo = st->n == 0 || c < st->lo ? c : st->lo;
+    st->hi = c > st->hi ? c : st->hi;
+    st->n++;
+    put_kv(" insns ", c);
+    return 0;
+}
+
+/* Greedy: argmax of the last logits, until FW_N_GEN tokens or the end-of-text token. */
+static int generate(fw_stats *st, size_t *n_out) {
+    const int32_t eos = fw_model.vocab.eos_id;
+    size_t n = 0;
+    if (prefill()) return 1;
     for (;;) {
         const float *logits = tfm_session_logits(&fw_session, 0);
-        next = tfm_argmax(logits, V);
+        int32_t next = tfm_argmax(logits, fw_model.hp.n_vocab);
         put_kv("step ", n);
         put_str(" id ");
         put_i64(next);
@@ -279,31 +302,26 @@ static int generate(void) {
         if (next == eos) { put_str(" end of text\n"); break; }
         fw_out[n++] = next;
         if (n == FW_N_GEN) { board_putc('\n'); break; }
-        t0 = board_ticks();
-        if ((r = tfm_session_eval(&fw_session, &next, NULL, 1, NULL)) != TFM_OK) return fail("decode", r, fw_session.error);
-        {
-            uint64_t c = insns(t0, board_ticks());
-            total += c;
-            n_decode++;
-            lo = c < lo ? c : lo;
-            hi = c > hi ? c : hi;
-            put_kv(" insns ", c);
-            board_putc('\n');
-        }
+        if (decode(next, st)) return 1;
+        board_putc('\n');
     }
+    *n_out = n;
+    return 0;
+}
+
+static void report(const fw_stats *st, size_t n) {
     put_ids("generated_ids", fw_out, n);
     put_text("prompt: ", fw_prompt, fw_n_prompt, -1);
     put_text("text: ", fw_out, n, fw_prompt[fw_n_prompt - 1]);
-    if (total) {
-        put_kv("decode insns per token: mean ", total / n_decode);
-        put_kv(" min ", lo);
-        put_kv(" max ", hi);
-        put_kv(" over ", (uint64_t)n_decode);
+    if (st->n) {
+        put_kv("decode insns per token: mean ", st->total / st->n);
+        put_kv(" min ", st->lo);
+        put_kv(" max ", st->hi);
+        put_kv(" over ", (uint64_t)st->n);
         put_str(" tokens\n");
     }
     put_kv("kept positions per layer and KV head: ", (uint64_t)tfm_seq_kept(&fw_session, 0, 0, 0, NULL, 0));
     board_putc('\n');
-    return 0;
 }
 
 int main(void) {
@@ -326,7 +344,10 @@ int main(void) {
     board_putc('\n');
     {
         unsigned before = fw_alloc_calls;
-        if (generate()) return 1;
+        fw_stats st = {0, 0, 0, 0};
+        size_t n = 0;
+        if (generate(&st, &n)) return 1;
+        report(&st, n);
         put_kv("alloc calls: at start-up ", before);
         put_kv(", during generation ", fw_alloc_calls - before);
         board_putc('\n');

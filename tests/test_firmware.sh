@@ -97,6 +97,22 @@ compare_run() { # name dir extra-run-flags...
         bad "$name: firmware and examples/run differ"; echo "  firmware: $(ids "$dir/fw.txt")"; echo "  run:      $out"; fi
 }
 
+# The header alone, as firmware vendors it: no warning for a Cortex-M0 without FPU (soft float,
+# -ffreestanding, doubles flagged) nor as C++ for the Cortex-M4F.
+unit='#define TFM_NO_STDIO
+#define TFM_NO_SIMD
+#define TFM_STATIC
+#define TFM_IMPLEMENTATION
+#include "tfm.h"
+int use(void) { return tfm_result_string(TFM_OK)[0]; }'
+for variant in "cortex-m0 C99|arm-none-eabi-gcc -x c -std=c99 -mcpu=cortex-m0 -mthumb -mfloat-abi=soft -ffreestanding -Wdouble-promotion" \
+               "cortex-m4f C++|arm-none-eabi-g++ -x c++ -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"; do
+    name=${variant%%|*}; cmd=${variant#*|}
+    command -v ${cmd%% *} > /dev/null || { echo "SKIP: ${cmd%% *} missing"; continue; }
+    if out=$(printf '%s\n' "$unit" | $cmd -O2 -Wall -Wextra -pedantic -I. -c -o /dev/null - 2>&1) && [ -z "$out" ]; then ok "tfm.h builds clean for $name"
+    else bad "tfm.h for $name"; echo "$out" | head -10; fi
+done
+
 BUDGET=16
 run_variant "A2SF budget $BUDGET" build/firmware FW_BUDGET=$BUDGET
 kept=$(sed -n 's/^kept positions per layer and KV head: //p' build/firmware/fw.txt)

@@ -11,9 +11,10 @@ N        ?= 120
 
 EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
-TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json
 
-.PHONY: all run test test-san bench model firmware clean
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam
+
+.PHONY: all run test test-san bench model firmware clean bench-beams
 all: $(EXAMPLES)
 
 $(B):
@@ -38,6 +39,7 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%) $(B)/run $(B)/llama2c-to-gguf
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 	@set -e; for t in $(TESTS:$(B)/test_%=$(B)/san_%); do echo "== $$t (ASan+UBSan)"; $$t; done
 	@bash tests/test_cli.sh
+	@sh tests/test_convert.sh
 	@bash tests/test_build.sh
 	@bash tests/fuzz_gguf.sh 10
 	@echo "make test: all passed"
@@ -50,3 +52,9 @@ clean:
 test: test-arch
 test-arch: $(B)/logits
 	@bash tests/test_arch.sh
+
+# >> beam search (branch beam): batched 4-beam step vs 4 single steps, JSON on stdout
+bench-beams: $(B)/bench_beams
+	$(B)/bench_beams
+$(B)/test_beam $(B)/san_beam: examples/beam_flags.h tools/gguf_write.h
+$(B)/bench_beams: tools/gguf_write.h

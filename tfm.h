@@ -502,6 +502,147 @@ TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n);
 
 /* ===================================================================== search (beam search) */
 /* >>search-api-begin */
+/* Beam search with the semantics of Hugging Face generate(num_beams=...), and conditional beam
+   search (Yoshida et al., "MAP's not dead yet", arXiv 2311.08817): the most likely output given
+   that it satisfies a condition A.
+
+   The beams are the sequences of one session (n_seq = n_beams): a step feeds one token per
+   running beam in one tfm_session_eval call (every weight read once for all beams). Reordering
+   takes a beam's sequence over in place when it has one child and tfm_seq_copy's it into a freed
+   sequence for every further child, so the cache (slots, positions, A2SF scores) moves with the
+   beam under every KV policy, and no spare sequences are needed.
+
+   One step, as Hugging Face does it: every running beam b with log-likelihood L_b proposes each
+   token t with score L_b + log p(t | beam) + log q(A | beam + t); the 2 * n_beams best candidates
+   are taken in order; a candidate ending in EOS becomes a finished hypothesis if it ranks among
+   the first n_beams, the others become the next beams until n_beams are running. A finished
+   hypothesis scores (L + log q) / len^length_penalty, len counting the generated tokens and EOS.
+   The search stops when early_stopping says so or at max_new_tokens (running beams then become
+   hypotheses too), and returns the n_return best.
+
+   Conditions. log q(A | prefix) is not accumulated: each candidate gets the value for its whole
+   prefix, so the search maximizes log p(y) + log q(A | y) = log p(y | A) + const, while the true
+   log-likelihood log p(y) is kept and reported apart. Built-in conditions are decided exactly from
+   the prefix: log q is 0, or -inf for a candidate that already violates one (a repeated n-gram
+   cannot be undone, EOS before min_len cannot be taken back). They do not estimate the chance that
+   a continuation will violate them later; a callback can (e.g. a classifier trained on the
+   model's samples, as in the paper), and a callback returning -inf rejects a candidate.
+
+   Deliberate differences from Hugging Face:
+     - length_penalty is used as given: zero config means 0, a plain sum of log-probabilities
+       (the MAP objective). Hugging Face's default is 1.0; set it to match.
+     - candidates scored -inf (banned by no_repeat_ngram_size, min_new_tokens or a condition) never
+       become beams or hypotheses, so fewer than n_beams beams may run; if no output satisfies the
+       conditions, n_results is 0.
+     - the first step expands only the prompt's beam (Hugging Face gives the other copies -1e9,
+       which is the same unless n_vocab < 2 * n_beams).
+     - equal scores rank by (beam, token id) ascending; one EOS id; result tokens exclude EOS
+       (the `eos` flag says whether it ended with EOS); one prompt per searcher.
+   n_beams = 1 is greedy decoding (early_stopping heuristic or true; with "never" the beam goes on
+   past an EOS, as in Hugging Face). */
+
+typedef enum {
+    TFM_EARLY_HEURISTIC = 0, /* early_stopping=False: stop when the best candidate, at the current
+                                length, cannot beat the worst of n_beams finished hypotheses */
+    TFM_EARLY_TRUE,          /* early_stopping=True: stop once n_beams hypotheses are finished */
+    TFM_EARLY_NEVER          /* early_stopping="never": stop only when no better one is possible
+                                (exact for length_penalty <= 0; with > 0, bounds by max_new_tokens) */
+} tfm_early_stopping;
+
+/* What a condition callback sees: one candidate = a running beam plus one token. */
+typedef struct {
+    const int32_t *prompt;     /* [n_prompt] */
+    size_t n_prompt;
+    const int32_t *tokens;     /* [n_tokens] generated tokens, the candidate's new token last (EOS included) */
+    size_t n_tokens;
+    const float *hidden;       /* [dim] final-norm hidden state after the beam's last token: the state
+                                  whose logits proposed tokens[n_tokens - 1] */
+    int32_t dim;
+    float logprob;             /* model log-likelihood of tokens given the prompt */
+    int finished;              /* 1: the output would end here (EOS, or max_new_tokens reached) */
+} tfm_beam_candidate;
+
+/* Returns log q(A | candidate) <= 0; -inf (or NaN) rejects the candidate. */
+typedef float (*tfm_beam_condition_fn)(void *user, const tfm_beam_candidate *c);
+
+typedef struct {
+    int not_empty;             /* at least one token before EOS */
+    int32_t no_repeat_ngram;   /* k > 0: no k-gram occurs twice in the output (the prompt is not looked at) */
+    int32_t no_prompt_copy;    /* k > 0: no k-gram of the output occurs in the prompt */
+    int32_t min_len;           /* output length (EOS not counted) >= min_len */
+    int32_t max_len;           /* output length <= max_len (needs an EOS); 0: no bound */
+    tfm_beam_condition_fn fn;  /* optional learned or hand-written condition */
+    void *user;
+    int32_t fn_top_k;          /* with fn: only the fn_top_k likeliest allowed tokens of each beam are
+                                  candidates (fn is called once per candidate); 0: every token */
+} tfm_beam_condition;
+
+typedef struct {
+    int32_t n_beams;           /* 0: 4 */
+    int32_t n_return;          /* best hypotheses returned (<= n_beams); 0: 1 */
+    int32_t max_new_tokens;    /* generated tokens at most, EOS included; 0: until the context is full */
+    int32_t min_new_tokens;    /* EOS is banned before this many new tokens */
+    float length_penalty;      /* exponent on the generated length, used as given (see above) */
+    tfm_early_stopping early_stopping;
+    int32_t no_repeat_ngram_size; /* > 0: no n-gram of prompt + output occurs twice; 0: off */
+    int32_t eos_id;            /* 0: the model's EOS (tokenizer.ggml.eos_token_id); -1: none */
+    tfm_beam_condition cond;   /* all zero: plain beam search */
+    tfm_session_config session;/* cache policy, context, threads; n_seq is set to n_beams */
+} tfm_beam_config;
+
+typedef struct {
+    const int32_t *tokens;     /* [n_tokens] generated tokens, EOS not included */
+    int32_t n_tokens;
+    int eos;                   /* 1: ended with EOS; 0: stopped at max_new_tokens */
+    float score;               /* what the search ranks: (logprob + cond_logq) / len^length_penalty */
+    float logprob;             /* true model log-likelihood of the output (and its EOS) given the prompt */
+    float cond_logq;           /* log q(A | output) from the callback (0 without one) */
+} tfm_beam_hyp;
+
+typedef struct {
+    tfm_beam_config cfg;       /* resolved: no zero defaults left */
+    tfm_session session;       /* the beams' caches: n_seq = n_beams */
+    const tfm_model *model;
+    int32_t max_new;           /* max_new_tokens of the current search */
+    int32_t n_gen;             /* tokens generated by every running beam so far */
+    int32_t n_active;          /* running beams */
+    int done;                  /* early stopping fired: running beams are not hypotheses */
+    int stopped;               /* no further step will run */
+    int32_t *beam_seq;         /* [n_beams] session sequence of each running beam (-1: its last token not fed) */
+    float *beam_logprob;       /* [n_beams] true log-likelihood of each running beam */
+    float *beam_logq;          /* [n_beams] log q of each running beam's prefix */
+    int32_t *beam_tokens;      /* [n_beams][cap_tokens] generated tokens of each running beam */
+    int32_t n_hyps;            /* finished hypotheses kept (<= n_beams) */
+    tfm_beam_hyp *hyps;        /* [n_beams]; after tfm_beam_finish: best first */
+    int32_t n_results;         /* after tfm_beam_finish: min(n_return, n_hyps) = the first n_results hyps */
+    char error[192];
+    /* private */
+    int32_t cap_tokens_, n_prompt_, n_cand_, hyp_count_;
+    int32_t *prompt_;          /* [n_ctx] */
+    int32_t *tokens_next_;     /* [n_beams][cap_tokens] */
+    int32_t *hyp_tokens_;      /* [n_beams][cap_tokens] */
+    int32_t *hyp_order_;       /* [n_beams] insertion order, for ties */
+    int32_t *next_src_, *next_seq_, *next_tok_; /* [n_beams] */
+    unsigned char *claimed_;   /* [n_beams] */
+    float *logp_;              /* [n_vocab] */
+    void *cand_;               /* [2 * n_beams] ranked candidates */
+    int32_t *scratch_;         /* [cap_tokens + 1] a candidate's tokens */
+    int32_t *topk_;            /* [fn_top_k] */
+    void *heap_;
+} tfm_beam;
+
+TFMDEF tfm_result tfm_beam_heap_size(const tfm_model *m, const tfm_beam_config *cfg, size_t *bytes);
+TFMDEF tfm_result tfm_beam_init_preallocated(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_beam_init(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg);
+TFMDEF void tfm_beam_free(tfm_beam *b);
+/* The whole search: start, step until stopped, finish. Results: b->hyps[0 .. b->n_results). */
+TFMDEF tfm_result tfm_beam_search(tfm_beam *b, const int32_t *prompt, size_t n_prompt);
+/* The same in pieces (to watch or stop a search): start feeds the prompt (n_prompt >= 1, copied)
+   into sequence 0; each step ranks candidates, keeps hypotheses, reorders and feeds the running
+   beams in one batched call; finish turns running beams into hypotheses and sorts. */
+TFMDEF tfm_result tfm_beam_start(tfm_beam *b, const int32_t *prompt, size_t n_prompt);
+TFMDEF tfm_result tfm_beam_step(tfm_beam *b);
+TFMDEF tfm_result tfm_beam_finish(tfm_beam *b);
 /* >>search-api-end */
 
 #ifdef __cplusplus
@@ -3192,6 +3333,400 @@ TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *hi
 
 /* ===================================================================== >>search */
 /* >>search-impl-begin */
+/* Beam search (see the API section for the semantics and the differences from Hugging Face). */
+
+typedef struct { float score, logprob, logq; int32_t beam, token; } tfm__beam_cand;
+
+/* A sequence in two parts, a ++ b (prompt and output), n values in all. */
+typedef struct { const int32_t *a; int32_t na; const int32_t *b; int32_t n; } tfm__seq2;
+
+static int tfm__finite(float x) { return x >= -3.4e38f && x <= 3.4e38f; } /* false for inf and NaN */
+
+static int32_t tfm__seq2_at(const tfm__seq2 *s, int32_t i) { return i < s->na ? s->a[i] : s->b[i - s->na]; }
+
+static tfm_result tfm__beam_fail(tfm_beam *b, tfm_result rc, const char *what, const char *detail) {
+    tfm__set_error(b->error, sizeof b->error, what, detail, detail ? strlen(detail) : 0);
+    return rc;
+}
+
+static tfm_result tfm__beam_check(const tfm_beam_config *c, char *err, size_t errcap) {
+    const tfm_beam_condition *q = &c->cond;
+    const char *bad = NULL;
+    if (c->n_beams < 1 || c->n_beams > 4096) bad = "n_beams must be in 1..4096";
+    else if (c->n_return < 1 || c->n_return > c->n_beams) bad = "n_return must be in 1..n_beams";
+    else if (c->max_new_tokens < 0 || c->min_new_tokens < 0 || c->no_repeat_ngram_size < 0) bad = "max_new_tokens, min_new_tokens and no_repeat_ngram_size must be >= 0";
+    else if (!tfm__finite(c->length_penalty)) bad = "length_penalty must be finite";
+    else if ((unsigned)c->early_stopping > (unsigned)TFM_EARLY_NEVER) bad = "unknown early_stopping";
+    else if (q->no_repeat_ngram < 0 || q->no_prompt_copy < 0 || q->min_len < 0 || q->max_len < 0 || q->fn_top_k < 0) bad = "condition lengths must be >= 0";
+    else if (q->max_len > 0 && q->min_len > q->max_len) bad = "condition min_len exceeds max_len";
+    if (!bad) return TFM_OK;
+    tfm__set_error(err, errcap, bad, NULL, 0);
+    return TFM_ERR_ARG;
+}
+
+/* Resolves zero defaults (into c) and the session under it; cap_tokens bounds an output's length. */
+static tfm_result tfm__beam_resolve(const tfm_model *m, const tfm_beam_config *in, tfm_beam_config *c, int32_t *cap_tokens, char *err, size_t errcap) {
+    tfm_session_config sc;
+    int32_t capacity, V;
+    tfm_result rc;
+    memset(c, 0, sizeof *c);
+    if (in) *c = *in;
+    if (!m || !m->arch) { tfm__set_error(err, errcap, "no model", NULL, 0); return TFM_ERR_ARG; }
+    V = m->hp.n_vocab;
+    if (c->n_beams == 0) c->n_beams = 4;
+    if (c->n_return == 0) c->n_return = 1;
+    if ((rc = tfm__beam_check(c, err, errcap)) != TFM_OK) return rc;
+    c->session.n_seq = c->n_beams;
+    if ((rc = tfm__session_resolve(m, &c->session, &sc, &capacity, err, errcap)) != TFM_OK) return rc;
+    c->session = sc;
+    if (c->eos_id == 0) c->eos_id = m->vocab.eos_id >= 0 && m->vocab.eos_id < V ? m->vocab.eos_id : -1;
+    else if (c->eos_id < -1 || c->eos_id >= V) { tfm__set_error(err, errcap, "eos_id out of range", NULL, 0); return TFM_ERR_TOKEN; }
+    if (c->eos_id < 0 && c->cond.max_len > 0) { tfm__set_error(err, errcap, "condition max_len needs an EOS token (or use max_new_tokens)", NULL, 0); return TFM_ERR_ARG; }
+    if (c->max_new_tokens > sc.n_ctx) { tfm__set_error(err, errcap, "max_new_tokens exceeds n_ctx", NULL, 0); return TFM_ERR_CONTEXT; }
+    if (c->cond.fn_top_k > V) c->cond.fn_top_k = V;
+    *cap_tokens = c->max_new_tokens ? c->max_new_tokens : sc.n_ctx;
+    return TFM_OK;
+}
+
+/* Lays the searcher's arrays out after the session's block; with a NULL base it only measures. */
+static void *tfm__beam_layout(tfm_beam *b, tfm__arena *a, size_t session_bytes) {
+    const size_t N = (size_t)b->cfg.n_beams, T = (size_t)b->cap_tokens_, V = (size_t)b->model->hp.n_vocab;
+    void *session_heap = tfm__arena_take(a, session_bytes);
+    if (T + 1 > (SIZE_MAX / sizeof(int32_t)) / (3 * N + 1)) { a->used = SIZE_MAX; return NULL; }
+    b->beam_seq = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->beam_logprob = (float *)tfm__arena_take(a, N * sizeof(float));
+    b->beam_logq = (float *)tfm__arena_take(a, N * sizeof(float));
+    b->beam_tokens = (int32_t *)tfm__arena_take(a, N * T * sizeof(int32_t));
+    b->tokens_next_ = (int32_t *)tfm__arena_take(a, N * T * sizeof(int32_t));
+    b->hyps = (tfm_beam_hyp *)tfm__arena_take(a, N * sizeof(tfm_beam_hyp));
+    b->hyp_tokens_ = (int32_t *)tfm__arena_take(a, N * T * sizeof(int32_t));
+    b->hyp_order_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->next_src_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->next_seq_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->next_tok_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->claimed_ = (unsigned char *)tfm__arena_take(a, N);
+    b->prompt_ = (int32_t *)tfm__arena_take(a, (size_t)b->cfg.session.n_ctx * sizeof(int32_t));
+    b->logp_ = (float *)tfm__arena_take(a, V * sizeof(float));
+    b->cand_ = tfm__arena_take(a, 2 * N * sizeof(tfm__beam_cand));
+    b->scratch_ = (int32_t *)tfm__arena_take(a, (T + 1) * sizeof(int32_t));
+    b->topk_ = (int32_t *)tfm__arena_take(a, ((size_t)b->cfg.cond.fn_top_k + 1) * sizeof(int32_t));
+    return session_heap;
+}
+
+TFMDEF tfm_result tfm_beam_heap_size(const tfm_model *m, const tfm_beam_config *cfg, size_t *bytes) {
+    tfm_beam b;
+    tfm__arena a;
+    size_t session_bytes;
+    tfm_result rc;
+    if (!bytes) return TFM_ERR_ARG;
+    memset(&b, 0, sizeof b);
+    if ((rc = tfm__beam_resolve(m, cfg, &b.cfg, &b.cap_tokens_, b.error, sizeof b.error)) != TFM_OK) return rc;
+    if ((rc = tfm_session_heap_size(m, &b.cfg.session, &session_bytes)) != TFM_OK) return rc;
+    b.model = m;
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__beam_layout(&b, &a, session_bytes);
+    if (a.used == SIZE_MAX) return TFM_ERR_NOMEM;
+    *bytes = a.used + 64;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_init_preallocated(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg, void *heap, size_t heap_size) {
+    tfm__arena a;
+    size_t need = 0, session_bytes = 0;
+    void *session_heap;
+    tfm_result rc;
+    if (!b) return TFM_ERR_ARG;
+    memset(b, 0, sizeof *b);
+    if ((rc = tfm__beam_resolve(m, cfg, &b->cfg, &b->cap_tokens_, b->error, sizeof b->error)) != TFM_OK) return rc;
+    b->model = m;
+    if ((rc = tfm_beam_heap_size(m, cfg, &need)) != TFM_OK) return tfm__beam_fail(b, rc, "cannot size the beam search", NULL);
+    if (!heap || heap_size < need) return tfm__beam_fail(b, TFM_ERR_BUFFER, "beam search heap too small", NULL);
+    tfm_session_heap_size(m, &b->cfg.session, &session_bytes);
+    a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
+    session_heap = tfm__beam_layout(b, &a, session_bytes);
+    rc = tfm_session_init_preallocated(&b->session, m, &b->cfg.session, session_heap, session_bytes);
+    if (rc != TFM_OK) return tfm__beam_fail(b, rc, "session: ", b->session.error);
+    b->stopped = 1;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_init(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!b) return TFM_ERR_ARG;
+    memset(b, 0, sizeof *b);
+    rc = tfm_beam_heap_size(m, cfg, &need);
+    if (rc != TFM_OK) return tfm_beam_init_preallocated(b, m, cfg, NULL, 0); /* names the problem */
+    heap = TFM_MALLOC(need);
+    if (!heap) return tfm__beam_fail(b, TFM_ERR_NOMEM, "out of memory for the beam search", NULL);
+    rc = tfm_beam_init_preallocated(b, m, cfg, heap, need);
+    if (rc != TFM_OK) { TFM_FREE(heap); return rc; }
+    b->heap_ = heap;
+    return TFM_OK;
+}
+
+TFMDEF void tfm_beam_free(tfm_beam *b) {
+    if (!b) return;
+    if (b->heap_) TFM_FREE(b->heap_);
+    memset(b, 0, sizeof *b);
+}
+
+/* Bans (logp = -inf) every token that would end a k-gram of hist + token already present in src;
+   `keep` is never banned (EOS is not part of the output). */
+static void tfm__ban_ngrams(const tfm__seq2 *src, const tfm__seq2 *hist, int32_t k, int32_t keep, float *logp) {
+    int32_t i, j;
+    if (hist->n < k - 1) return;
+    for (i = 0; i + k <= src->n; i++) {
+        int32_t t;
+        for (j = 0; j < k - 1; j++)
+            if (tfm__seq2_at(src, i + j) != tfm__seq2_at(hist, hist->n - (k - 1) + j)) break;
+        if (j < k - 1) continue;
+        t = tfm__seq2_at(src, i + k - 1);
+        if (t != keep) logp[t] = -INFINITY;
+    }
+}
+
+/* The hard rules: Hugging Face's min_new_tokens and no_repeat_ngram_size, and the built-in
+   conditions, each decided exactly from the beam's tokens gen[cur]. */
+static void tfm__beam_ban(const tfm_beam *b, const int32_t *gen, int32_t cur, float *logp) {
+    const tfm_beam_config *c = &b->cfg;
+    const int32_t eos = c->eos_id, V = b->model->hp.n_vocab;
+    tfm__seq2 all, out, prompt;
+    int32_t t;
+    all.a = b->prompt_; all.na = b->n_prompt_; all.b = gen; all.n = b->n_prompt_ + cur;
+    out.a = NULL; out.na = 0; out.b = gen; out.n = cur;
+    prompt.a = b->prompt_; prompt.na = b->n_prompt_; prompt.b = NULL; prompt.n = b->n_prompt_;
+    if (eos >= 0 && (cur < c->min_new_tokens || cur < c->cond.min_len || (c->cond.not_empty && cur == 0))) logp[eos] = -INFINITY;
+    if (c->cond.max_len > 0 && cur >= c->cond.max_len)
+        for (t = 0; t < V; t++)
+            if (t != eos) logp[t] = -INFINITY;
+    if (c->no_repeat_ngram_size > 0) tfm__ban_ngrams(&all, &all, c->no_repeat_ngram_size, -1, logp);
+    if (c->cond.no_repeat_ngram > 0) tfm__ban_ngrams(&out, &out, c->cond.no_repeat_ngram, eos, logp);
+    if (c->cond.no_prompt_copy > 0) tfm__ban_ngrams(&prompt, &out, c->cond.no_prompt_copy, eos, logp);
+}
+
+/* Candidate order: higher score first, then lower beam, then lower token id. */
+static int tfm__cand_ahead(const tfm__beam_cand *x, const tfm__beam_cand *y) {
+    if (x->score != y->score) return x->score > y->score;
+    return x->beam != y->beam ? x->beam < y->beam : x->token < y->token;
+}
+
+/* Keeps the 2 * n_beams best candidates, ranked. */
+static void tfm__beam_offer(tfm_beam *b, float score, float logprob, float logq, int32_t beam, int32_t token) {
+    tfm__beam_cand *c = (tfm__beam_cand *)b->cand_, x;
+    const int32_t cap = 2 * b->cfg.n_beams, n = b->n_cand_;
+    int32_t p;
+    if (!tfm__finite(score)) return;
+    x.score = score; x.logprob = logprob; x.logq = logq; x.beam = beam; x.token = token;
+    if (n == cap && !tfm__cand_ahead(&x, &c[n - 1])) return;
+    p = n < cap ? n : cap - 1; /* append, or drop the last */
+    while (p > 0 && tfm__cand_ahead(&x, &c[p - 1])) { c[p] = c[p - 1]; p--; }
+    c[p] = x;
+    if (n < cap) b->n_cand_++;
+}
+
+/* Indices of the k largest finite values of x[n] (ties: lower index), largest first. */
+static int32_t tfm__topk(const float *x, int32_t n, int32_t k, int32_t *idx) {
+    int32_t m = 0, t, p;
+    for (t = 0; t < n; t++) {
+        if (!tfm__finite(x[t]) || (m == k && !(x[t] > x[idx[m - 1]]))) continue;
+        p = m < k ? m : k - 1;
+        while (p > 0 && x[t] > x[idx[p - 1]]) { idx[p] = idx[p - 1]; p--; }
+        idx[p] = t;
+        if (m < k) m++;
+    }
+    return m;
+}
+
+/* Candidates of beam i scored with the condition callback. */
+static void tfm__beam_expand_fn(tfm_beam *b, int32_t i, const int32_t *gen, int32_t cur) {
+    const tfm_beam_condition *q = &b->cfg.cond;
+    const int32_t V = b->model->hp.n_vocab, k = q->fn_top_k;
+    const float L = b->beam_logprob[i];
+    tfm_beam_candidate c;
+    int32_t j, n = k > 0 ? tfm__topk(b->logp_, V, k, b->topk_) : V;
+    memcpy(b->scratch_, gen, (size_t)cur * sizeof(int32_t));
+    c.prompt = b->prompt_; c.n_prompt = (size_t)b->n_prompt_;
+    c.tokens = b->scratch_; c.n_tokens = (size_t)cur + 1;
+    c.hidden = b->session.hidden + (size_t)b->beam_seq[i] * (size_t)b->model->hp.dim;
+    c.dim = b->model->hp.dim;
+    for (j = 0; j < n; j++) {
+        const int32_t t = k > 0 ? b->topk_[j] : j;
+        float lq;
+        if (!tfm__finite(b->logp_[t])) continue;
+        b->scratch_[cur] = t;
+        c.logprob = L + b->logp_[t];
+        c.finished = t == b->cfg.eos_id || cur + 1 >= b->max_new;
+        lq = q->fn(q->user, &c);
+        if (lq == lq) tfm__beam_offer(b, c.logprob + lq, c.logprob, lq, i, t); /* NaN rejects */
+    }
+}
+
+/* Offers every allowed continuation of running beam i. */
+static void tfm__beam_expand(tfm_beam *b, int32_t i) {
+    const int32_t V = b->model->hp.n_vocab, cur = b->n_gen;
+    const int32_t *gen = b->beam_tokens + (size_t)i * (size_t)b->cap_tokens_;
+    const float L = b->beam_logprob[i];
+    int32_t t;
+    tfm_log_softmax(tfm_session_logits(&b->session, b->beam_seq[i]), b->logp_, V);
+    tfm__beam_ban(b, gen, cur, b->logp_);
+    if (b->cfg.cond.fn) { tfm__beam_expand_fn(b, i, gen, cur); return; }
+    for (t = 0; t < V; t++) tfm__beam_offer(b, L + b->logp_[t], L + b->logp_[t], 0.0f, i, t);
+}
+
+static int32_t tfm__beam_worst(const tfm_beam *b) {
+    int32_t i, w = 0;
+    for (i = 1; i < b->n_hyps; i++)
+        if (b->hyps[i].score < b->hyps[w].score || (b->hyps[i].score == b->hyps[w].score && b->hyp_order_[i] < b->hyp_order_[w])) w = i;
+    return w;
+}
+
+/* Keeps a finished hypothesis if it is among the n_beams best so far (Hugging Face's rule). */
+static void tfm__beam_add_hyp(tfm_beam *b, const int32_t *tokens, int32_t n, int eos, float logprob, float logq) {
+    const int32_t len = n + (eos ? 1 : 0);
+    const float score = (logprob + logq) / TFM_POWF((float)len, b->cfg.length_penalty);
+    tfm_beam_hyp *h;
+    int32_t slot;
+    if (len < 1 || !tfm__finite(score)) return;
+    if (b->n_hyps < b->cfg.n_beams) slot = b->n_hyps++;
+    else if (!(score > b->hyps[slot = tfm__beam_worst(b)].score)) return;
+    h = &b->hyps[slot];
+    h->tokens = b->hyp_tokens_ + (size_t)slot * (size_t)b->cap_tokens_;
+    memcpy(b->hyp_tokens_ + (size_t)slot * (size_t)b->cap_tokens_, tokens, (size_t)n * sizeof(int32_t));
+    h->n_tokens = n; h->eos = eos; h->score = score; h->logprob = logprob; h->cond_logq = logq;
+    b->hyp_order_[slot] = b->hyp_count_++;
+}
+
+/* Walks the ranked candidates: EOS among the first n_beams -> hypothesis; others -> next beams
+   (tokens into tokens_next_, parents into next_src_). Returns the number of next beams. */
+static int32_t tfm__beam_select(tfm_beam *b) {
+    const tfm__beam_cand *c = (const tfm__beam_cand *)b->cand_;
+    const size_t T = (size_t)b->cap_tokens_, cur = (size_t)b->n_gen;
+    int32_t r, n = 0;
+    for (r = 0; r < b->n_cand_ && n < b->cfg.n_beams; r++) {
+        const int32_t *src = b->beam_tokens + (size_t)c[r].beam * T;
+        int32_t *dst;
+        if (c[r].token == b->cfg.eos_id) {
+            if (r < b->cfg.n_beams) tfm__beam_add_hyp(b, src, b->n_gen, 1, c[r].logprob, c[r].logq);
+            continue;
+        }
+        dst = b->tokens_next_ + (size_t)n * T;
+        memcpy(dst, src, cur * sizeof(int32_t));
+        dst[cur] = c[r].token;
+        b->next_src_[n] = c[r].beam;
+        b->next_tok_[n] = c[r].token;
+        b->beam_logprob[n] = c[r].logprob; /* the parents' values are no longer needed */
+        b->beam_logq[n] = c[r].logq;
+        n++;
+    }
+    return n;
+}
+
+/* Hugging Face's is_done, with n_gen the generated length including this step's token. */
+static int tfm__beam_is_done(const tfm_beam *b, float best) {
+    const float lp = b->cfg.length_penalty;
+    float highest;
+    if (b->n_hyps < b->cfg.n_beams) return 0;
+    if (b->cfg.early_stopping == TFM_EARLY_TRUE) return 1;
+    if (b->cfg.early_stopping == TFM_EARLY_NEVER && lp > 0) highest = best / TFM_POWF((float)b->max_new, lp);
+    else highest = best / TFM_POWF((float)b->n_gen, lp);
+    return b->hyps[tfm__beam_worst(b)].score >= highest;
+}
+
+/* Gives each next beam a sequence: a parent's first child continues in the parent's sequence,
+   further children get a copy in a sequence no child continues (so no copy reads a sequence
+   already overwritten), then feeds all new tokens in one batched call. */
+static tfm_result tfm__beam_advance(tfm_beam *b, int32_t n) {
+    int32_t j, f = 0;
+    tfm_result rc;
+    memset(b->claimed_, 0, (size_t)b->cfg.n_beams);
+    for (j = 0; j < n; j++) {
+        const int32_t s = b->beam_seq[b->next_src_[j]];
+        b->next_seq_[j] = b->claimed_[s] ? -1 : s;
+        b->claimed_[s] = 1;
+    }
+    for (j = 0; j < n; j++) {
+        if (b->next_seq_[j] >= 0) continue;
+        while (f < b->cfg.n_beams && b->claimed_[f]) f++;
+        if (f == b->cfg.n_beams) return tfm__beam_fail(b, TFM_ERR_ARG, "beam reorder: no free sequence", NULL); /* cannot happen */
+        b->claimed_[f] = 1;
+        if ((rc = tfm_seq_copy(&b->session, f, b->beam_seq[b->next_src_[j]])) != TFM_OK) return tfm__beam_fail(b, rc, "beam reorder failed", NULL);
+        b->next_seq_[j] = f;
+    }
+    memcpy(b->beam_seq, b->next_seq_, (size_t)n * sizeof(int32_t));
+    rc = tfm_session_eval(&b->session, b->next_tok_, b->next_seq_, (size_t)n, NULL);
+    if (rc != TFM_OK) return tfm__beam_fail(b, rc, "session: ", b->session.error);
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_start(tfm_beam *b, const int32_t *prompt, size_t n_prompt) {
+    const int32_t n_ctx = b && b->model ? b->cfg.session.n_ctx : 0;
+    int32_t i;
+    tfm_result rc;
+    if (!b || !b->model) return TFM_ERR_ARG;
+    b->stopped = 1; b->done = 0; b->n_active = 0; b->n_gen = 0;
+    b->n_hyps = 0; b->n_results = 0; b->hyp_count_ = 0;
+    if (!prompt || n_prompt == 0) return tfm__beam_fail(b, TFM_ERR_ARG, "beam search needs a prompt of at least one token", NULL);
+    if (n_prompt > (size_t)n_ctx) return tfm__beam_fail(b, TFM_ERR_CONTEXT, "prompt longer than n_ctx", NULL);
+    b->n_prompt_ = (int32_t)n_prompt;
+    b->max_new = b->cfg.max_new_tokens ? b->cfg.max_new_tokens : n_ctx - b->n_prompt_ + 1;
+    if (b->n_prompt_ - 1 > n_ctx - b->max_new) return tfm__beam_fail(b, TFM_ERR_CONTEXT, "prompt + max_new_tokens - 1 exceed n_ctx", NULL);
+    for (i = 0; i < b->cfg.n_beams; i++) tfm_seq_reset(&b->session, i);
+    memcpy(b->prompt_, prompt, n_prompt * sizeof(int32_t));
+    rc = tfm_session_eval(&b->session, prompt, NULL, n_prompt, NULL);
+    if (rc != TFM_OK) return tfm__beam_fail(b, rc, "prompt: ", b->session.error);
+    b->beam_seq[0] = 0; b->beam_logprob[0] = 0; b->beam_logq[0] = 0;
+    b->n_active = 1;
+    b->stopped = 0;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_step(tfm_beam *b) {
+    int32_t i, n;
+    int32_t *swap;
+    if (!b || !b->model) return TFM_ERR_ARG;
+    if (b->stopped) return TFM_OK;
+    b->n_cand_ = 0;
+    for (i = 0; i < b->n_active; i++) tfm__beam_expand(b, i);
+    n = tfm__beam_select(b);
+    b->n_gen++;
+    if (b->n_cand_ > 0 && tfm__beam_is_done(b, ((const tfm__beam_cand *)b->cand_)[0].score)) b->done = 1;
+    swap = b->beam_tokens; b->beam_tokens = b->tokens_next_; b->tokens_next_ = swap;
+    b->n_active = n;
+    if (b->done || n == 0 || b->n_gen >= b->max_new) {
+        for (i = 0; i < n; i++) b->beam_seq[i] = -1; /* last tokens are not fed: nothing will read them */
+        b->stopped = 1;
+        return TFM_OK;
+    }
+    return tfm__beam_advance(b, n);
+}
+
+TFMDEF tfm_result tfm_beam_finish(tfm_beam *b) {
+    int32_t i, j;
+    if (!b || !b->model) return TFM_ERR_ARG;
+    if (!b->done)
+        for (i = 0; i < b->n_active; i++)
+            if (b->n_gen >= b->cfg.cond.min_len)
+                tfm__beam_add_hyp(b, b->beam_tokens + (size_t)i * (size_t)b->cap_tokens_, b->n_gen, 0, b->beam_logprob[i], b->beam_logq[i]);
+    b->n_active = 0; b->stopped = 1; b->done = 1;
+    for (i = 1; i < b->n_hyps; i++) /* insertion sort, best first; ties: the earlier hypothesis */
+        for (j = i; j > 0; j--) {
+            tfm_beam_hyp *x = &b->hyps[j], *y = &b->hyps[j - 1], t;
+            int32_t o;
+            if (!(x->score > y->score || (x->score == y->score && b->hyp_order_[j] < b->hyp_order_[j - 1]))) break;
+            t = *x; *x = *y; *y = t;
+            o = b->hyp_order_[j]; b->hyp_order_[j] = b->hyp_order_[j - 1]; b->hyp_order_[j - 1] = o;
+        }
+    b->n_results = b->n_hyps < b->cfg.n_return ? b->n_hyps : b->cfg.n_return;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_search(tfm_beam *b, const int32_t *prompt, size_t n_prompt) {
+    tfm_result rc = tfm_beam_start(b, prompt, n_prompt);
+    while (rc == TFM_OK && !b->stopped) rc = tfm_beam_step(b);
+    return rc == TFM_OK ? tfm_beam_finish(b) : rc;
+}
 /* >>search-impl-end */
 
 #endif /* TFM__IMPLEMENTED */

@@ -12,7 +12,7 @@ N        ?= 120
 EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
 
-TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv
 
 .PHONY: all run test test-san bench model firmware clean bench-beams
 all: $(EXAMPLES)
@@ -58,3 +58,15 @@ bench-beams: $(B)/bench_beams
 	$(B)/bench_beams
 $(B)/test_beam $(B)/san_beam: examples/beam_flags.h tools/gguf_write.h
 $(B)/bench_beams: tools/gguf_write.h
+
+# ---- KV-cache pruning evaluation (docs/kv-eval.md): tables and plot. Per model: FULL, H2O, WINDOW
+# and A2SF (5 alphas) at 5 cache ratios, then A2SF again with the last half of the budget protected.
+KV_EVAL_STORIES ?= ../shared/models/stories260K.gguf
+KV_EVAL_RUNS := $(B)/kv-eval-stories260K.jsonl $(B)/kv-eval-stories260K-recent.jsonl $(B)/kv-eval-tfm-kjv.jsonl $(B)/kv-eval-tfm-kjv-recent.jsonl
+.PHONY: kv-eval
+kv-eval: $(B)/kv_eval
+	$(B)/kv_eval -m $(KV_EVAL_STORIES) --name stories260K --text docs/kv-eval-stories.txt --ctx 512 --sweep > $(B)/kv-eval-stories260K.jsonl
+	$(B)/kv_eval -m $(KV_EVAL_STORIES) --name stories260K --text docs/kv-eval-stories.txt --ctx 512 --sweep --a2sf-only --recent-frac 0.5 > $(B)/kv-eval-stories260K-recent.jsonl
+	$(B)/kv_eval -m $(MODEL) --name tfm-kjv --text docs/kv-eval-kjv.txt --lines --sweep > $(B)/kv-eval-tfm-kjv.jsonl
+	$(B)/kv_eval -m $(MODEL) --name tfm-kjv --text docs/kv-eval-kjv.txt --lines --sweep --a2sf-only --recent-frac 0.5 > $(B)/kv-eval-tfm-kjv-recent.jsonl
+	$(B)/kv_eval --report docs/kv-eval.md --svg docs/kv-eval.svg $(KV_EVAL_RUNS)

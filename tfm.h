@@ -1720,7 +1720,19 @@ TFMDEF int32_t tfm_model_max_positions(const tfm_model *m) {
 /* ===================================================================== >>kvcache */
 /* For each (sequence, layer, KV head): `capacity` slots, each a key (after RoPE, at the token's
    own position), a value, the position and the accumulated score. Slots [0, n_used) are in use;
-   attention over them is order-free, so evicting moves the last slot into the hole. */
+   attention over them is order-free, so evicting moves the last slot into the hole.
+
+   The policy rule (tfm__kv_step), run after each token's attention in each layer and KV head:
+     score[i] = alpha * score[i] + p[i] over the kept slots, p being the softmax the attention used
+     (over the kept slots and the new token, summed over the query heads of a GQA group); the new
+     token enters with its own p. With more than `budget` slots kept, the one with the smallest
+     score is evicted, outside the protected last n_recent and first n_sink positions; ties evict
+     the oldest. H2O is alpha = 1, n_recent = budget / 2; WINDOW evicts the oldest non-sink.
+   The config check asks n_sink + n_recent <= budget, so a victim always exists.
+   Memory: capacity = budget + 1 slots (the incoming token needs one before eviction), or n_ctx if
+   that is smaller. n_ctx only bounds positions then, so a pruned cache can run past the training
+   context (set n_ctx larger) for RoPE models; learned position tables (GPT-2, OPT) end at the
+   model's context, and n_ctx cannot exceed it. */
 
 static int32_t tfm__sess_nseq(const tfm_session *s) { return s->cfg.n_seq; }
 
@@ -1771,8 +1783,24 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
         c->kv.alpha = 1.0f;
         if (c->kv.n_recent == 0) c->kv.n_recent = c->kv.budget / 2;
     }
+    if (c->kv.policy != TFM_KV_WINDOW && (int64_t)c->kv.n_sink + c->kv.n_recent > c->kv.budget) {
+        tfm__set_error(err, errcap, "KV n_sink + n_recent must not exceed the budget (nothing could be evicted)", NULL, 0);
+        return TFM_ERR_ARG;
+    }
     *capacity = c->kv.budget < c->n_ctx ? c->kv.budget + 1 : c->n_ctx;
     return TFM_OK;
+}
+
+/* Bytes of one cache array of 4-byte elements, `per_slot` per slot; 0 if it overflows size_t. */
+static size_t tfm__kv_array_bytes(const tfm_hparams *hp, const tfm_session_config *c, int32_t capacity, size_t per_slot) {
+    size_t n = (size_t)c->n_seq, f[4];
+    int i;
+    f[0] = (size_t)hp->n_layer; f[1] = (size_t)hp->n_head_kv; f[2] = (size_t)capacity; f[3] = per_slot * 4;
+    for (i = 0; i < 4; i++) {
+        if (f[i] != 0 && n > SIZE_MAX / 2 / f[i]) return 0;
+        n *= f[i];
+    }
+    return n;
 }
 
 /* Lays the session's arrays out in one block; with a NULL base it only measures. */
@@ -1819,6 +1847,7 @@ TFMDEF tfm_result tfm_session_heap_size(const tfm_model *m, const tfm_session_co
     memset(&s, 0, sizeof s);
     rc = tfm__session_resolve(m, cfg, &s.cfg, &s.capacity, s.error, sizeof s.error);
     if (rc != TFM_OK) return rc;
+    if (tfm__kv_array_bytes(&m->hp, &s.cfg, s.capacity, (size_t)m->hp.head_dim) == 0) return TFM_ERR_NOMEM;
     s.model = m;
     a.base = NULL; a.used = 0; a.cap = 0;
     tfm__session_layout(&s, &a);
@@ -1848,7 +1877,7 @@ TFMDEF tfm_result tfm_session_init_preallocated(tfm_session *s, const tfm_model 
     rc = tfm__session_resolve(m, cfg, &s->cfg, &s->capacity, s->error, sizeof s->error);
     if (rc != TFM_OK) return rc;
     s->model = m;
-    tfm_session_heap_size(m, cfg, &need);
+    if (tfm_session_heap_size(m, cfg, &need) != TFM_OK) { tfm__set_error(s->error, sizeof s->error, "session size overflows", NULL, 0); return TFM_ERR_NOMEM; }
     if (!heap || heap_size < need) { tfm__set_error(s->error, sizeof s->error, "session heap too small", NULL, 0); return TFM_ERR_BUFFER; }
     a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
     tfm__session_layout(s, &a);
@@ -1929,10 +1958,22 @@ static int32_t tfm__choose_victim(const tfm_kv_config *kv, const int32_t *pos, c
         if (pos[i] < kv->n_sink || pos[i] > cur - kv->n_recent) continue; /* protected */
         if (best < 0 || score[i] < score[best] || (score[i] == score[best] && pos[i] < pos[best])) best = i;
     }
-    if (best < 0) /* everything protected: fall back to the oldest non-sink, then the oldest */
-        for (i = 0; i < n; i++)
-            if ((pos[i] >= kv->n_sink || n <= kv->n_sink) && (best < 0 || pos[i] < pos[best])) best = i;
+    TFM_ASSERT(best >= 0); /* n_sink + n_recent <= budget < n leaves one unprotected */
     return best;
+}
+
+/* One step of the policy on n kept slots whose last one is the new token at position cur, after
+   an attention that gave them probabilities p: updates the scores and returns the slot to evict
+   (-1: none). The attention calls exactly this; so do the tests. */
+static int32_t tfm__kv_step(const tfm_kv_config *kv, const int32_t *pos, float *score, const float *p, int32_t n, int32_t cur) {
+    int32_t i;
+    if (kv->policy == TFM_KV_FULL) return -1;
+    for (i = 0; i + 1 < n; i++) {
+        float decayed = kv->alpha * score[i]; /* two statements: no fused multiply-add, so an */
+        score[i] = decayed + p[i];            /* independent replay gets the same float bits */
+    }
+    score[n - 1] = p[n - 1];
+    return n > kv->budget ? tfm__choose_victim(kv, pos, score, n, cur) : -1;
 }
 
 /* ===================================================================== >>forward */
@@ -1956,7 +1997,7 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     float *score = s->slot_score_ + ci * (size_t)cap;
     float *psum = s->probs_ + (size_t)(hp->n_head + kvh) * (size_t)cap;
     const float scale = 1.0f / TFM_SQRTF((float)hd);
-    int32_t n, i, g, evicted = -1;
+    int32_t n, i, g, e;
     n = s->n_used_[ci];
     TFM_ASSERT(n < cap);
     memcpy(K + (size_t)n * hd, r->k + (size_t)kvh * hd, (size_t)hd * sizeof(float));
@@ -1979,12 +2020,10 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
             psum[i] += pi;
         }
     }
-    if (kv->policy == TFM_KV_FULL) { s->n_used_[ci] = n; return; }
-    for (i = 0; i < n; i++) score[i] = kv->alpha * score[i] + psum[i];
-    if (n > kv->budget) {
-        int32_t e = tfm__choose_victim(kv, pos, score, n, r->pos), last = n - 1;
-        evicted = pos[e];
-        if (s->cfg.observer) s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, evicted);
+    e = tfm__kv_step(kv, pos, score, psum, n, r->pos);
+    if (s->cfg.observer) s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, e >= 0 ? pos[e] : -1);
+    if (e >= 0) {
+        const int32_t last = n - 1;
         if (e != last) {
             memcpy(K + (size_t)e * hd, K + (size_t)last * hd, (size_t)hd * sizeof(float));
             memcpy(V + (size_t)e * hd, V + (size_t)last * hd, (size_t)hd * sizeof(float));
@@ -1992,8 +2031,6 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
             score[e] = score[last];
         }
         n--;
-    } else if (s->cfg.observer) {
-        s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, -1);
     }
     s->n_used_[ci] = n;
 }

@@ -186,5 +186,13 @@ if [ -e $T/llama-gqa.gguf ]; then
         --tol 1.5 --rms-tol 0.08
 fi
 
+# BF16 weights from a BF16 checkpoint are the same numbers: identical logits
+if [ -e $T/qwen2-untied.gguf ]; then
+    check "convert qwen2-untied (bf16)" $CONVERT $T/hf/qwen2-untied $T/qwen2-untied.bf16.gguf --type bf16
+    $LOGITS -m $T/qwen2-untied.gguf --prompt-ids "$PROMPT" --all > $T/qwen2-untied.f32.txt
+    $LOGITS -m $T/qwen2-untied.bf16.gguf --prompt-ids "$PROMPT" --all > $T/qwen2-untied.bf16.txt
+    check "qwen2-untied BF16 (BF16 source): logits identical to F32" $REF compare $T/qwen2-untied.bf16.txt $T/qwen2-untied.f32.txt --tol 0
+fi
+
 echo "test_arch: $checks checks, $fails failures"
 [ $fails = 0 ]

@@ -44,6 +44,23 @@
      OpenMP (-fopenmp)      threads over matrix rows and attention heads; results are the same
                             up to float rounding order
 
+   GGUF KEYS AND TENSORS
+     As the ecosystem writes them: general.architecture = llama | mistral | qwen2 | gpt2 | opt;
+     <arch>.context_length, .embedding_length, .block_count, .feed_forward_length,
+     .attention.head_count, .attention.head_count_kv, .attention.key_length (optional),
+     .attention.layer_norm_rms_epsilon (RMSNorm) or .attention.layer_norm_epsilon (LayerNorm),
+     .rope.dimension_count, .rope.freq_base; tensors token_embd, position_embd (learned positions),
+     output_norm(.bias), output (absent: tied to token_embd), blk.N.attn_norm, attn_q/k/v (or fused
+     attn_qkv), attn_output, ffn_norm, ffn_gate (SwiGLU), ffn_up, ffn_down, each .weight and, where
+     the file has one, .bias. tokenizer.ggml.* as llama.cpp writes it.
+     OPT has no ecosystem name; this library defines, in the same style: general.architecture = opt,
+     opt.context_length (positions, without OPT's 2 offset rows), opt.embedding_length,
+     opt.block_count, opt.feed_forward_length, opt.attention.head_count,
+     opt.attention.layer_norm_epsilon, opt.position_offset (default 2); position_embd.weight holds
+     all rows including the offset; attn_norm = self_attn_layer_norm, ffn_norm = final_layer_norm of
+     the block, ffn_up = fc1, ffn_down = fc2, output_norm = the decoder's final_layer_norm.
+     Weight types: F32, F16, BF16, Q8_0, Q4_0 (norms and biases F32).
+
    LIMITS
      Up to TFM_MAX_LAYERS layers; head dimension up to TFM_MAX_HEAD_DIM; quantized row lengths
      must be multiples of 32 (as GGUF requires). Sizes are size_t/int64_t throughout; every

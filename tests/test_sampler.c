@@ -126,6 +126,33 @@ int main(void) {
         CHECK(tfm_sampler_init(&s, NULL, 0) == TFM_ERR_ARG, "empty vocabulary");
         CHECK(tfm_sample(NULL, logits, NULL, 0) == -1, "NULL sampler");
     }
+    { /* non-finite logits never index out of bounds: the draw falls back to argmax */
+        tfm_sampler s;
+        float bad[V];
+        int i;
+        memset(&c, 0, sizeof c);
+        c.temperature = 1; c.min_p = 0.1f;
+        tfm_sampler_init(&s, &c, V);
+        for (i = 0; i < V; i++) bad[i] = -HUGE_VALF;
+        CHECK(tfm_sample(&s, bad, NULL, 0) >= 0, "all -inf logits");
+        bad[3] = HUGE_VALF;
+        CHECK(tfm_sample(&s, bad, NULL, 0) == 3, "+inf logit wins");
+        bad[3] = NAN;
+        CHECK(tfm_sample(&s, bad, NULL, 0) >= 0, "NaN logit");
+        tfm_sampler_free(&s);
+    }
+    { /* top-p after top-k works on the renormalized top-k set (as Hugging Face and llama.cpp):
+         p = .4 .3 .2 .1, top-k 2 -> .57 .43, top-p 0.5 -> only token 0 */
+        tfm_sampler s;
+        const float l4[V] = {logf(.4f), logf(.3f), logf(.2f), logf(.1f), -HUGE_VALF, -HUGE_VALF};
+        int i, only0 = 1;
+        memset(&c, 0, sizeof c);
+        c.temperature = 1; c.top_k = 2; c.top_p = 0.5f; c.seed = 3;
+        tfm_sampler_init(&s, &c, V);
+        for (i = 0; i < 2000; i++) only0 &= tfm_sample(&s, l4, NULL, 0) == 0;
+        CHECK(only0, "top-p after top-k is relative to the top-k set");
+        tfm_sampler_free(&s);
+    }
     { /* log-softmax sums to 1 in probability */
         float ls[V];
         double sum = 0;

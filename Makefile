@@ -88,7 +88,8 @@ FW_POOL       ?= 131072
 FW_DIR        ?= $(B)/firmware
 FW_OPT        ?= -O2
 FW_ARCH       := -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -fno-math-errno
-FW_DEFS        = -DFW_N_GEN=$(FW_N_GEN) -DFW_BUDGET=$(FW_BUDGET) -DFW_ALPHA=$(FW_ALPHA)f -DFW_POOL_BYTES=$(FW_POOL)
+FW_XDEFS      ?=
+FW_DEFS        = -DFW_N_GEN=$(FW_N_GEN) -DFW_BUDGET=$(FW_BUDGET) -DFW_ALPHA=$(FW_ALPHA)f -DFW_POOL_BYTES=$(FW_POOL) $(FW_XDEFS)
 FW_SRC        := examples/firmware/main.c examples/firmware/board.h
 FW_QEMU       := qemu-system-arm -M mps2-an386 -nographic -monitor none -serial stdio \
                  -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off

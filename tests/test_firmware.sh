@@ -1,8 +1,11 @@
 #!/bin/bash
 # The firmware (examples/firmware) under QEMU's emulated Cortex-M4 against the host:
 #   1. `make firmware` builds it; it runs on mps2-an386 and exits cleanly within a timeout;
-#   2. its greedy ids equal those of the same main.c built for this host, and its logits agree to
-#      the 4 decimals it prints (different compiler, 32-bit target, newlib's libm);
+#   2. its greedy ids equal those of the same main.c built for this host (different compiler,
+#      32-bit target, newlib's libm). Logits: within 0.05 - newlib's cosf is not always correctly
+#      rounded like glibc's, and a last-bit difference in a RoPE angle can move an activation
+#      across a Q8_0 rounding step (0.009 seen on tfm-kjv); with the float math routed through
+#      double on both sides (FW_LIBM_DOUBLE), every printed logit must be equal;
 #   3. with a budget no smaller than the context (nothing evicted), its ids equal those of
 #      examples/run (another program) on the same Q8_0 model, prompt and length; with the small
 #      A2SF budget too, once examples/run has the --kv flags;
@@ -30,19 +33,19 @@ bad() { echo "FAIL: $*"; fail=1; }
 steps() { sed -n 's/^\(step [0-9]* id [0-9-]* logit [0-9.-]*\).*/\1/p' "$1"; }
 ids() { sed -n 's/^generated_ids([0-9]*): *//p' "$1"; }
 
-# Same ids, logits within 2e-4 (both round to 4 decimals), step by step.
-compare_steps() { # fw.txt host.txt
-    paste -d'|' <(steps "$1") <(steps "$2") | awk -F'|' '
+# Same ids step by step, logits within tol (0: equal as printed, to 4 decimals).
+compare_steps() { # fw.txt host.txt tol
+    paste -d'|' <(steps "$1") <(steps "$2") | awk -F'|' -v tol="$3" '
         { split($1, a, " "); split($2, b, " "); n++
           if (a[4] != b[4]) { printf "step %s: id %s vs %s\n", a[2], a[4], b[4]; bad = 1; exit }
           d = a[6] - b[6]; if (d < 0) d = -d; if (d > worst) worst = d
-          if (d > 0.0002) { printf "step %s: logit %s vs %s\n", a[2], a[6], b[6]; bad = 1; exit } }
-        END { if (!bad) printf "%d steps, largest logit difference %.4f\n", n, worst; exit bad }'
+          if (d > tol + 1e-9) { printf "step %s: logit %s vs %s (tolerance %s)\n", a[2], a[6], b[6], tol; bad = 1; exit } }
+        END { if (!bad) printf "%d steps, largest logit difference %.4f (tolerance %s)\n", n, worst, tol; exit bad }'
 }
 
-# run_variant NAME DIR make-settings...: builds, runs under QEMU and on the host, compares.
+# run_variant NAME DIR TOL make-settings...: builds, runs under QEMU and on the host, compares.
 run_variant() {
-    local name=$1 dir=$2; shift 2
+    local name=$1 dir=$2 tol=$3; shift 3
     local log=$dir/make.log
     mkdir -p "$dir"
     if ! make -s firmware FW_DIR="$dir" FW_MODEL="$MODEL" "$@" > "$log" 2>&1; then
@@ -58,7 +61,7 @@ run_variant() {
     [ "$n" -gt 0 ] || { bad "$name: no generated ids"; return 1; }
     if [ "$(ids "$dir/fw.txt")" = "$(ids "$dir/host.txt")" ]; then ok "$name: firmware = host build, $n greedy ids"; else
         bad "$name: greedy ids differ"; echo "  firmware: $(ids "$dir/fw.txt")"; echo "  host:     $(ids "$dir/host.txt")"; fi
-    local cmp; if cmp=$(compare_steps "$dir/fw.txt" "$dir/host.txt"); then ok "$name: $cmp"; else bad "$name: $cmp"; fi
+    local cmp; if cmp=$(compare_steps "$dir/fw.txt" "$dir/host.txt" "$tol"); then ok "$name: $cmp"; else bad "$name: $cmp"; fi
     grep -q '^alloc calls: at start-up 0, during generation 0$' "$dir/fw.txt" && ok "$name: no allocation" || bad "$name: $(grep '^alloc' "$dir/fw.txt")"
     grep -q '^calibration: 10000000 instructions counted as 100000[0-9][0-9]$' "$dir/fw.txt" && ok "$name: $(grep '^calibration' "$dir/fw.txt")" \
         || bad "$name: instruction count calibration: $(grep '^calibration' "$dir/fw.txt")"
@@ -114,10 +117,10 @@ for variant in "cortex-m0 C99|arm-none-eabi-gcc -x c -std=c99 -mcpu=cortex-m0 -m
 done
 
 BUDGET=16
-run_variant "A2SF budget $BUDGET" build/firmware FW_BUDGET=$BUDGET
+run_variant "A2SF budget $BUDGET" build/firmware 0.05 FW_BUDGET=$BUDGET
 kept=$(sed -n 's/^kept positions per layer and KV head: //p' build/firmware/fw.txt)
 [ "$kept" = "$BUDGET" ] && ok "A2SF budget $BUDGET: $kept positions kept per layer and KV head" || bad "kept positions $kept, budget $BUDGET"
-run_variant "no eviction" build/firmware-full FW_BUDGET=100000 FW_POOL=524288
+run_variant "no eviction, libm via double" build/firmware-full 0 FW_BUDGET=100000 FW_POOL=524288 FW_XDEFS=-DFW_LIBM_DOUBLE
 
 # gguf-to-c's other output, a C array, holds the same bytes: the host program prints the same
 if build/gguf-to-c --q8_0 --prompt-ids "$(sed -n 's/^prompt_ids([0-9]*): *//p' build/firmware/fw.txt)" "$MODEL" build/firmware/model_array.c 2>/dev/null &&

@@ -12,7 +12,13 @@
      FW_N_GEN        new tokens to generate (stops early at the model's EOS)
      FW_BUDGET       A2SF budget: kept tokens per layer and KV head
      FW_ALPHA        A2SF forgetting factor
-     FW_POOL_BYTES   size of the static pool tfm.h lives in */
+     FW_POOL_BYTES   size of the static pool tfm.h lives in
+     FW_LIBM_DOUBLE  route tfm.h's float math (TFM_EXPF, TFM_COSF, ...) through the double
+                     functions: nearly always the correctly rounded float, the same on any C
+                     library, so a host build prints the very same logits. Slow on a Cortex-M4
+                     (software double); the test uses it to show that the only differences
+                     between board and host come from the float libm (newlib's cosf is not
+                     always correctly rounded, glibc's is). */
 #include <stdint.h>
 #include <string.h>
 #include "board.h"
@@ -34,6 +40,17 @@
 static unsigned fw_alloc_calls;
 static void *fw_malloc(size_t n) { (void)n; fw_alloc_calls++; return NULL; }
 static void fw_free(void *p) { if (p) fw_alloc_calls++; }
+
+#ifdef FW_LIBM_DOUBLE
+#include <math.h>
+#define TFM_EXPF(x) ((float)exp((double)(x)))
+#define TFM_LOGF(x) ((float)log((double)(x)))
+#define TFM_SQRTF(x) ((float)sqrt((double)(x)))
+#define TFM_POWF(x, y) ((float)pow((double)(x), (double)(y)))
+#define TFM_COSF(x) ((float)cos((double)(x)))
+#define TFM_SINF(x) ((float)sin((double)(x)))
+#define TFM_TANHF(x) ((float)tanh((double)(x)))
+#endif
 
 #define TFM_NO_STDIO
 #define TFM_NO_SIMD

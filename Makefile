@@ -12,7 +12,7 @@ N        ?= 120
 EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
 
-TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler
 
 .PHONY: all run test test-san bench model firmware clean bench-beams
 all: $(EXAMPLES)

@@ -44,6 +44,23 @@
      OpenMP (-fopenmp)      threads over matrix rows and attention heads; results are the same
                             up to float rounding order
 
+   GGUF KEYS AND TENSORS
+     As the ecosystem writes them: general.architecture = llama | mistral | qwen2 | gpt2 | opt;
+     <arch>.context_length, .embedding_length, .block_count, .feed_forward_length,
+     .attention.head_count, .attention.head_count_kv, .attention.key_length (optional),
+     .attention.layer_norm_rms_epsilon (RMSNorm) or .attention.layer_norm_epsilon (LayerNorm),
+     .rope.dimension_count, .rope.freq_base; tensors token_embd, position_embd (learned positions),
+     output_norm(.bias), output (absent: tied to token_embd), blk.N.attn_norm, attn_q/k/v (or fused
+     attn_qkv), attn_output, ffn_norm, ffn_gate (SwiGLU), ffn_up, ffn_down, each .weight and, where
+     the file has one, .bias. tokenizer.ggml.* as llama.cpp writes it.
+     OPT has no ecosystem name; this library defines, in the same style: general.architecture = opt,
+     opt.context_length (positions, without OPT's 2 offset rows), opt.embedding_length,
+     opt.block_count, opt.feed_forward_length, opt.attention.head_count,
+     opt.attention.layer_norm_epsilon, opt.position_offset (default 2); position_embd.weight holds
+     all rows including the offset; attn_norm = self_attn_layer_norm, ffn_norm = final_layer_norm of
+     the block, ffn_up = fc1, ffn_down = fc2, output_norm = the decoder's final_layer_norm.
+     Weight types: F32, F16, BF16, Q8_0, Q4_0 (norms and biases F32).
+
    LIMITS
      Up to TFM_MAX_LAYERS layers; head dimension up to TFM_MAX_HEAD_DIM; quantized row lengths
      must be multiples of 32 (as GGUF requires). Sizes are size_t/int64_t throughout; every
@@ -742,14 +759,26 @@ static size_t tfm__align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 /* Carves aligned pieces out of one caller-provided block (or only measures when base is NULL). */
 typedef struct { unsigned char *base; size_t used, cap; } tfm__arena;
 
+/* Aligns the address (not only the offset), so a caller's unaligned static array works; a
+   measuring pass (base NULL) may come out up to 63 bytes short, which every heap size adds. */
 static void *tfm__arena_take(tfm__arena *a, size_t bytes) {
-    size_t start = tfm__align_up(a->used, 64);
-    void *p;
+    size_t addr = (size_t)a->base, start;
+    if (a->used == SIZE_MAX || a->used > SIZE_MAX - addr - 128) { a->used = SIZE_MAX; return NULL; }
+    start = tfm__align_up(addr + a->used, 64) - addr;
     if (bytes > SIZE_MAX - start - 64) { a->used = SIZE_MAX; return NULL; }
     a->used = start + bytes;
     if (!a->base || a->used > a->cap) return NULL;
-    p = a->base + start;
-    return p;
+    return a->base + start;
+}
+
+/* tfm__arena_take for n1 * n2 * n3 elements of `size` bytes, overflow-checked (32-bit targets). */
+static void *tfm__arena_array(tfm__arena *a, size_t n1, size_t n2, size_t n3, size_t size) {
+    size_t n = size;
+    if ((n1 && n > SIZE_MAX / n1) || ((n *= n1), (n2 && n > SIZE_MAX / n2)) || ((n *= n2), (n3 && n > SIZE_MAX / n3))) {
+        a->used = SIZE_MAX;
+        return NULL;
+    }
+    return tfm__arena_take(a, n * n3);
 }
 
 /* ===================================================================== >>types (fp16, bf16, blocks) */
@@ -916,6 +945,7 @@ TFMDEF tfm_result tfm_dequantize_row(tfm_type type, const void *src, float *y, i
 
 /* ===================================================================== >>gguf */
 
+/* bad: 0 fine, 1 ran past the end (truncated), 2 impossible content (malformed) */
 typedef struct { const uint8_t *p; size_t n, at; int bad; } tfm__reader;
 
 static int tfm__rd_need(tfm__reader *r, size_t n) {
@@ -954,7 +984,9 @@ static void tfm__rd_skip_value(tfm__reader *r, uint32_t t, int depth) {
         uint32_t et = tfm__rd_u32(r);
         uint64_t n = tfm__rd_u64(r), i;
         size_t es = tfm__gguf_scalar_size(et);
-        if (r->bad || depth > 3 || et >= TFM_GGUF_TYPE_COUNT) { r->bad = 1; return; }
+        if (r->bad) return;
+        if (depth > 3 || et >= TFM_GGUF_TYPE_COUNT) { r->bad = 2; return; }
+        if (n > r->n) { r->bad = 2; return; } /* more elements than the file has bytes */
         if (es) {
             if (n > (r->n - r->at) / es) { r->bad = 1; return; }
             r->at += (size_t)n * es;
@@ -965,7 +997,7 @@ static void tfm__rd_skip_value(tfm__reader *r, uint32_t t, int depth) {
         for (i = 0; i < n && !r->bad; i++) tfm__rd_skip_value(r, et, depth + 1);
         return;
     }
-    if (!tfm__gguf_scalar_size(t)) { r->bad = 1; return; }
+    if (!tfm__gguf_scalar_size(t)) { r->bad = 2; return; }
     if (tfm__rd_need(r, tfm__gguf_scalar_size(t))) r->at += tfm__gguf_scalar_size(t);
 }
 
@@ -1010,6 +1042,8 @@ TFMDEF tfm_result tfm_gguf_heap_size(const void *data, size_t size, size_t *byte
     if (!bytes) return TFM_ERR_ARG;
     rc = tfm__gguf_header(data, size, &version, &nt, &nkv, err, sizeof err);
     if (rc != TFM_OK) return rc;
+    /* both counts are bounded by the file size; the products can still wrap a 32-bit size_t */
+    if (nkv > (SIZE_MAX / 2 - 64) / sizeof(tfm_gguf_kv) || nt > (SIZE_MAX / 2 - 64) / sizeof(tfm_gguf_tensor)) return TFM_ERR_NOMEM;
     *bytes = (size_t)nkv * sizeof(tfm_gguf_kv) + (size_t)nt * sizeof(tfm_gguf_tensor) + 64;
     return TFM_OK;
 }
@@ -1039,13 +1073,13 @@ static tfm_result tfm__gguf_read_kv(tfm_gguf *g, tfm__reader *r) {
             kv->value = r->p + r->at;
         }
         tfm__rd_skip_value(r, (uint32_t)kv->type, 0);
-        if (r->bad) return tfm__gguf_fail(g, r->at >= r->n ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, "GGUF metadata value malformed or truncated: ", kv->key);
+        if (r->bad) return tfm__gguf_fail(g, r->bad == 1 ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, r->bad == 1 ? "GGUF truncated in the value of " : "GGUF metadata value malformed: ", kv->key);
         if (tfm__str_eq(kv->key, "general.alignment")) {
             uint32_t a;
             tfm_str none = {"", 0};
             if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", none);
             memcpy(&a, kv->value, 4);
-            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", none);
+            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two <= 65536", none);
             g->alignment = a;
         }
     }
@@ -1261,7 +1295,8 @@ static tfm_result tfm__map_file(const char *path, void **map, size_t *size) {
     int fd = open(path, O_RDONLY);
     void *p;
     if (fd < 0) return TFM_ERR_IO;
-    if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) { close(fd); return st.st_size == 0 ? TFM_ERR_TRUNCATED : TFM_ERR_IO; }
+    if (fstat(fd, &st) != 0) { close(fd); return TFM_ERR_IO; }
+    if (st.st_size <= 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) { close(fd); return st.st_size == 0 ? TFM_ERR_TRUNCATED : TFM_ERR_IO; }
     p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return TFM_ERR_IO;
@@ -1278,9 +1313,10 @@ static tfm_result tfm__map_file(const char *path, void **map, size_t *size) {
     if (!p) { fclose(f); return TFM_ERR_NOMEM; }
     if (fread(p, 1, (size_t)n, f) != (size_t)n) { fclose(f); TFM_FREE(p); return TFM_ERR_IO; }
     fclose(f);
+    if (n == 0) { TFM_FREE(p); return TFM_ERR_TRUNCATED; }
     *map = p;
     *size = (size_t)n;
-    return n ? TFM_OK : TFM_ERR_TRUNCATED;
+    return TFM_OK;
 #endif
 }
 
@@ -1513,7 +1549,10 @@ static tfm_result tfm__hparam_int(tfm_model *m, const char *arch, const char *su
     char key[96];
     int64_t v = def;
     tfm__key(key, sizeof key, arch, -1, suffix);
-    if (!tfm_gguf_get_int(m->gguf, key, &v) && required) return tfm__model_fail(m, TFM_ERR_MISSING, "missing metadata key ", key);
+    if (!tfm_gguf_get_int(m->gguf, key, &v)) {
+        if (tfm_gguf_find(m->gguf, key)) return tfm__model_fail(m, TFM_ERR_FORMAT, "metadata key is not an integer: ", key);
+        if (required) return tfm__model_fail(m, TFM_ERR_MISSING, "missing metadata key ", key);
+    }
     if (v < lo || v > hi) return tfm__model_fail(m, TFM_ERR_FORMAT, "metadata value out of range: ", key);
     *out = (int32_t)v;
     return TFM_OK;
@@ -1600,9 +1639,6 @@ static tfm_result tfm__model_arch(tfm_model *m) {
     return TFM_ERR_UNSUPPORTED;
 }
 
-/* A checkpoint without a vocabulary still runs (prompts given as ids); its vocab stays empty. */
-static int tfm__has_vocab(const tfm_gguf *g) { return tfm_gguf_find(g, "tokenizer.ggml.model") != NULL; }
-
 TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes) {
     size_t vocab_bytes = 0;
     int64_t n_layer = 0;
@@ -1615,7 +1651,7 @@ TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes) {
     memcpy(key + arch.len, ".block_count", 13);
     if (!tfm_gguf_get_int(g, key, &n_layer)) return TFM_ERR_MISSING;
     if (n_layer < 1 || n_layer > TFM_MAX_LAYERS) return TFM_ERR_FORMAT;
-    if (tfm__has_vocab(g) && (rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc;
+    if ((rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc; /* no tokenizer: empty vocab, ids still read */
     *bytes = (size_t)n_layer * sizeof(tfm_layer) + 64 + vocab_bytes + 64;
     return TFM_OK;
 }
@@ -1660,8 +1696,7 @@ TFMDEF tfm_result tfm_model_init_preallocated(tfm_model *m, const tfm_gguf *g, v
     if ((rc = tfm__model_embeddings(m)) != TFM_OK) return rc;
     for (i = 0; i < m->hp.n_layer; i++)
         if ((rc = tfm__load_layer(m, i, &m->layers[i])) != TFM_OK) return rc;
-    m->vocab.bos_id = m->vocab.eos_id = m->vocab.unk_id = m->vocab.pad_id = -1;
-    if (tfm__has_vocab(g)) {
+    {
         size_t vbytes = 0;
         void *vheap;
         tfm_vocab_heap_size(g, &vbytes);
@@ -1808,35 +1843,36 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     const tfm_hparams *hp = &s->model->hp;
     const size_t B = (size_t)s->cfg.n_batch, nseq = (size_t)s->cfg.n_seq, cap = (size_t)s->capacity;
     const size_t hd = (size_t)hp->head_dim, nq = (size_t)hp->n_head * hd, nkv = (size_t)hp->n_head_kv * hd;
-    const size_t heads = nseq * (size_t)hp->n_layer * (size_t)hp->n_head_kv;
-    size_t max_in = (size_t)hp->dim;
+    const size_t heads = (size_t)hp->n_layer * (size_t)hp->n_head_kv; /* per sequence; small */
+    const size_t V = (size_t)hp->n_vocab, dim = (size_t)hp->dim, ffn = (size_t)hp->ffn_dim, F = sizeof(float), I = sizeof(int32_t);
+    size_t max_in = dim;
     if (nq > max_in) max_in = nq;
-    if ((size_t)hp->ffn_dim > max_in) max_in = (size_t)hp->ffn_dim;
-    s->n_pos = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
-    s->logits = (float *)tfm__arena_take(a, nseq * (size_t)hp->n_vocab * sizeof(float));
-    s->hidden = (float *)tfm__arena_take(a, nseq * (size_t)hp->dim * sizeof(float));
-    s->k_ = (float *)tfm__arena_take(a, heads * cap * hd * sizeof(float));
-    s->v_ = (float *)tfm__arena_take(a, heads * cap * hd * sizeof(float));
-    s->slot_pos_ = (int32_t *)tfm__arena_take(a, heads * cap * sizeof(int32_t));
-    s->slot_score_ = (float *)tfm__arena_take(a, heads * cap * sizeof(float));
-    s->n_used_ = (int32_t *)tfm__arena_take(a, heads * sizeof(int32_t));
-    s->x_ = (float *)tfm__arena_take(a, B * (size_t)hp->dim * sizeof(float));
-    s->xb_ = (float *)tfm__arena_take(a, B * max_in * sizeof(float));
-    s->q_ = (float *)tfm__arena_take(a, B * (nq + 2 * nkv) * sizeof(float));
-    s->att_ = (float *)tfm__arena_take(a, B * nq * sizeof(float));
-    s->hb_ = (float *)tfm__arena_take(a, B * (size_t)hp->ffn_dim * sizeof(float));
-    s->hb2_ = (float *)tfm__arena_take(a, B * (size_t)hp->ffn_dim * sizeof(float));
-    s->probs_ = (float *)tfm__arena_take(a, ((size_t)hp->n_head + (size_t)hp->n_head_kv) * cap * sizeof(float));
-    s->xq_ = tfm__arena_take(a, B * (max_in / TFM_QK + 1) * sizeof(tfm_block_q8_0));
-    s->rope_inv_freq_ = (float *)tfm__arena_take(a, ((size_t)hp->rope_dim / 2 + 1) * sizeof(float));
-    s->rope_cs_ = (float *)tfm__arena_take(a, B * ((size_t)hp->rope_dim + 1) * sizeof(float));
-    s->wrow_ = (float *)tfm__arena_take(a, (size_t)s->cfg.n_threads * max_in * sizeof(float));
+    if (ffn > max_in) max_in = ffn;
+    s->n_pos = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
+    s->logits = (float *)tfm__arena_array(a, nseq, V, 1, F);
+    s->hidden = (float *)tfm__arena_array(a, nseq, dim, 1, F);
+    s->k_ = (float *)tfm__arena_array(a, nseq * heads, cap, hd, F);
+    s->v_ = (float *)tfm__arena_array(a, nseq * heads, cap, hd, F);
+    s->slot_pos_ = (int32_t *)tfm__arena_array(a, nseq * heads, cap, 1, I);
+    s->slot_score_ = (float *)tfm__arena_array(a, nseq * heads, cap, 1, F);
+    s->n_used_ = (int32_t *)tfm__arena_array(a, nseq, heads, 1, I);
+    s->x_ = (float *)tfm__arena_array(a, B, dim, 1, F);
+    s->xb_ = (float *)tfm__arena_array(a, B, max_in, 1, F);
+    s->q_ = (float *)tfm__arena_array(a, B, nq + 2 * nkv, 1, F);
+    s->att_ = (float *)tfm__arena_array(a, B, nq, 1, F);
+    s->hb_ = (float *)tfm__arena_array(a, B, ffn, 1, F);
+    s->hb2_ = (float *)tfm__arena_array(a, B, ffn, 1, F);
+    s->probs_ = (float *)tfm__arena_array(a, (size_t)hp->n_head + (size_t)hp->n_head_kv, cap, 1, F);
+    s->xq_ = tfm__arena_array(a, B, max_in / TFM_QK + 1, 1, sizeof(tfm_block_q8_0));
+    s->rope_inv_freq_ = (float *)tfm__arena_array(a, (size_t)hp->rope_dim / 2 + 1, 1, 1, F);
+    s->rope_cs_ = (float *)tfm__arena_array(a, B, (size_t)hp->rope_dim + 1, 1, F);
+    s->wrow_ = (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, max_in, 1, F);
     s->wrow_stride_ = (int64_t)max_in;
-    s->row_logits_ = (float *)tfm__arena_take(a, (nseq < B ? nseq : B) * (size_t)hp->n_vocab * sizeof(float));
-    s->seq_last_ = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
-    s->seq_count_ = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
-    s->pos_rows_ = (int32_t *)tfm__arena_take(a, B * sizeof(int32_t));
-    s->head_rows_ = (int32_t *)tfm__arena_take(a, B * sizeof(int32_t));
+    s->row_logits_ = (float *)tfm__arena_array(a, nseq < B ? nseq : B, V, 1, F);
+    s->seq_last_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
+    s->seq_count_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
+    s->pos_rows_ = (int32_t *)tfm__arena_array(a, B, 1, 1, I);
+    s->head_rows_ = (int32_t *)tfm__arena_array(a, B, 1, 1, I);
 }
 
 TFMDEF tfm_result tfm_session_heap_size(const tfm_model *m, const tfm_session_config *cfg, size_t *bytes) {
@@ -1876,9 +1912,10 @@ TFMDEF tfm_result tfm_session_init_preallocated(tfm_session *s, const tfm_model 
     memset(s, 0, sizeof *s);
     rc = tfm__session_resolve(m, cfg, &s->cfg, &s->capacity, s->error, sizeof s->error);
     if (rc != TFM_OK) return rc;
-    s->model = m;
+    /* s->model stays NULL until init succeeds, so every call on a failed session is refused */
     if (tfm_session_heap_size(m, cfg, &need) != TFM_OK) { tfm__set_error(s->error, sizeof s->error, "session size overflows", NULL, 0); return TFM_ERR_NOMEM; }
     if (!heap || heap_size < need) { tfm__set_error(s->error, sizeof s->error, "session heap too small", NULL, 0); return TFM_ERR_BUFFER; }
+    s->model = m;
     a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
     tfm__session_layout(s, &a);
     for (i = 0; i < m->hp.rope_dim / 2; i++)
@@ -3238,13 +3275,13 @@ TFMDEF int32_t tfm_argmax(const float *x, int32_t n) {
 }
 
 TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n) {
-    double sum = 0;
+    float sum = 0; /* terms are <= 1 and the largest is 1: float is enough, and cheap on Cortex-M */
     float max, lse;
     int32_t i;
     if (!logits || !out || n <= 0) return;
     max = logits[tfm_argmax(logits, n)];
-    for (i = 0; i < n; i++) sum += (double)TFM_EXPF(logits[i] - max);
-    lse = max + TFM_LOGF((float)sum);
+    for (i = 0; i < n; i++) sum += TFM_EXPF(logits[i] - max);
+    lse = max + TFM_LOGF(sum);
     for (i = 0; i < n; i++) out[i] = logits[i] - lse;
 }
 
@@ -3259,10 +3296,11 @@ TFMDEF tfm_result tfm_sampler_init_preallocated(tfm_sampler *s, const tfm_sample
     tfm__arena a;
     if (!s) return TFM_ERR_ARG;
     memset(s, 0, sizeof *s);
-    if (tfm_sampler_heap_size(n_vocab, &need) != TFM_OK || !heap || heap_size < need) return heap ? TFM_ERR_BUFFER : TFM_ERR_ARG;
     if (cfg) s->cfg = *cfg;
     if (!(s->cfg.temperature >= 0) || s->cfg.top_k < 0 || !(s->cfg.top_p >= 0) || !(s->cfg.min_p >= 0 && s->cfg.min_p <= 1) || !(s->cfg.repeat_penalty >= 0) || s->cfg.repeat_last_n < 0)
         return TFM_ERR_ARG;
+    if (tfm_sampler_heap_size(n_vocab, &need) != TFM_OK) return TFM_ERR_ARG;
+    if (!heap || heap_size < need) return TFM_ERR_BUFFER;
     if (s->cfg.repeat_last_n == 0) s->cfg.repeat_last_n = 64;
     s->n_vocab = n_vocab;
     s->rng = s->cfg.seed ? s->cfg.seed : 0x9e3779b97f4a7c15ull;
@@ -3341,17 +3379,22 @@ TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *hi
     memcpy(s->probs, logits, (size_t)V * sizeof(float));
     tfm__apply_repeat_penalty(s, history, n_history);
     max = s->probs[tfm_argmax(s->probs, V)];
+    if (!(max > -HUGE_VALF && max < HUGE_VALF)) return tfm_argmax(logits, V); /* inf or all -inf: nothing to draw from */
     for (i = 0, sum = 0; i < V; i++) { s->probs[i] = TFM_EXPF((s->probs[i] - max) / s->cfg.temperature); sum += s->probs[i]; }
+    if (!(sum > 0 && sum < HUGE_VALF)) return tfm_argmax(logits, V); /* NaN logits */
     for (i = 0; i < V; i++) s->probs[i] /= sum;
     cut = s->cfg.min_p;
     for (i = 0, n = 0; i < V; i++)
         if (s->probs[i] > 0) s->idx[n++] = i;
     tfm__cand_sort(s->probs, s->idx, n);
+    if (n == 0) return tfm_argmax(logits, V);
     if (s->cfg.top_k > 0 && s->cfg.top_k < n) n = s->cfg.top_k;
     if (s->cfg.top_p > 0 && s->cfg.top_p < 1) {
+        float kept = 0; /* top-p looks at the distribution top-k left, renormalized */
+        for (i = 0; i < n; i++) kept += s->probs[s->idx[i]];
         for (i = 0, acc = 0; i < n; i++) {
             acc += s->probs[s->idx[i]];
-            if (acc >= s->cfg.top_p) { n = i + 1; break; }
+            if (acc >= s->cfg.top_p * kept) { n = i + 1; break; }
         }
     }
     if (cut > 0) {
@@ -3475,14 +3518,14 @@ TFMDEF tfm_result tfm_beam_init_preallocated(tfm_beam *b, const tfm_model *m, co
     if (!b) return TFM_ERR_ARG;
     memset(b, 0, sizeof *b);
     if ((rc = tfm__beam_resolve(m, cfg, &b->cfg, &b->cap_tokens_, b->error, sizeof b->error)) != TFM_OK) return rc;
-    b->model = m;
     if ((rc = tfm_beam_heap_size(m, cfg, &need)) != TFM_OK) return tfm__beam_fail(b, rc, "cannot size the beam search", NULL);
     if (!heap || heap_size < need) return tfm__beam_fail(b, TFM_ERR_BUFFER, "beam search heap too small", NULL);
+    b->model = m;
     tfm_session_heap_size(m, &b->cfg.session, &session_bytes);
     a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
     session_heap = tfm__beam_layout(b, &a, session_bytes);
     rc = tfm_session_init_preallocated(&b->session, m, &b->cfg.session, session_heap, session_bytes);
-    if (rc != TFM_OK) return tfm__beam_fail(b, rc, "session: ", b->session.error);
+    if (rc != TFM_OK) { b->model = NULL; return tfm__beam_fail(b, rc, "session: ", b->session.error); } /* refuse later calls */
     b->stopped = 1;
     return TFM_OK;
 }

@@ -42,6 +42,8 @@ ids_of_ref_logits() { awk '/^pos /{printf "%s ", $4}' "$1"; }   # the input toke
 if ! $PY -c 'import numpy' 2>/dev/null; then echo "SKIP: numpy missing (python3-numpy): architecture checks"; exit 0; fi
 mkdir -p $T
 make -s $B/logits || { echo "FAIL: cannot build $B/logits"; exit 1; }
+have_run=0
+make -s $B/run 2>/dev/null && have_run=1 || echo "SKIP: $B/run does not build (tokenizer not merged?): run CLI checks"
 have_convert=0
 if [ "$CONVERT" != "$B/convert" ]; then have_convert=1
 elif have tools/convert.c && make -s $B/convert; then have_convert=1; fi
@@ -57,7 +59,8 @@ tfm_vs_ref() {
     done
     $REF logits "$hf" --prompt-ids "$prompt" --all $files --tol "$tol"
 }
-# greedy_vs_file GGUF TOKENS_FILE: tfm.h's greedy ids equal the reference file's continuation
+# greedy_vs_file GGUF TOKENS_FILE [run]: tfm.h's greedy ids equal the reference file's
+# continuation (with "run": through the run example's command line, --prompt-ids and --print-ids)
 greedy_vs_file() {
     local prompt gen got np
     prompt=$(grep -E '^prompt_(ids|tokens)' "$2" | cut -d: -f2)
@@ -66,9 +69,24 @@ greedy_vs_file() {
         np=$(echo $prompt | wc -w)
         gen=$(grep '^sequence' "$2" | cut -d: -f2 | cut -d' ' -f$((np + 2))-)
     fi
-    got=$($LOGITS -m "$1" --prompt-ids "$prompt" -n $(echo $gen | wc -w) | cut -d: -f2) || return 1
+    if [ "${3:-}" = run ]; then
+        got=$($B/run -m "$1" --prompt-ids "$prompt" -n $(echo $gen | wc -w) --ignore-eos --print-ids --threads 1 2>/dev/null) || return 1
+        got=$(echo $got | cut -d' ' -f$(($(echo $prompt | wc -w) + 1))-)
+    else
+        got=$($LOGITS -m "$1" --prompt-ids "$prompt" -n $(echo $gen | wc -w) | cut -d: -f2) || return 1
+    fi
     [ "$(echo $got)" = "$(echo $gen)" ] || { echo "tfm.h:     $got"; echo "reference: $gen"; return 1; }
     echo "$(echo $gen | wc -w) greedy ids after prompt [$(echo $prompt)] equal $(basename $2)"
+}
+# run_text_vs_file GGUF TEXT TOKENS_FILE: the run example on a text prompt prints the file's
+# whole sequence (tokenizer with BOS, then greedy ids)
+run_text_vs_file() {
+    local want got
+    want=$(grep '^sequence' "$3" | cut -d: -f2)
+    got=$($B/run -m "$1" -p "$2" -n $(($(echo $want | wc -w) - $(grep '^prompt_tokens' "$3" | cut -d'(' -f2 | cut -d')' -f1))) \
+        --ignore-eos --print-ids --threads 1 2>/dev/null) || return 1
+    [ "$(echo $got)" = "$(echo $want)" ] || { echo "run:       $got"; echo "reference: $want"; return 1; }
+    echo "$(echo $want | wc -w) ids equal $(basename $3)"
 }
 # greedy_vs_hf NAME GGUF HF_DIR PROMPT N: tfm.h's greedy ids equal the float64 reference's
 greedy_vs_hf() {
@@ -115,7 +133,9 @@ for m in opt-A gpt2-A; do
     pairs=""
     for p in hello once; do
         case $m in opt-A) f=$R/opt-A/opt.$p ;; *) f=$R/gpt2-A/A.$p ;; esac
-        have $f.hf424-float64.tokens.txt && check "$m: greedy ids = HF float64 ($p, --prompt-ids)" greedy_vs_file $T/$m.gguf $f.hf424-float64.tokens.txt
+        have $f.hf424-float64.tokens.txt && check "$m: greedy ids = HF float64 ($p)" greedy_vs_file $T/$m.gguf $f.hf424-float64.tokens.txt
+        [ $have_run = 1 ] && have $f.hf424-float64.tokens.txt &&
+            check "$m: greedy ids = HF float64 ($p, run --prompt-ids)" greedy_vs_file $T/$m.gguf $f.hf424-float64.tokens.txt run
         [ $m = opt-A ] && f=$f.numpy.logits.txt || f=$f.hf424-float64.logits.txt
         have $f || continue
         $LOGITS -m $T/$m.gguf --prompt-ids "$(ids_of_ref_logits $f)" --all > $T/$m.$p.txt
@@ -130,6 +150,9 @@ if have $M/stories260K-hf $TOK512; then
     check "stories260K-hf: tfm.h = hf_reference.py (8 positions)" tfm_vs_ref stories $T/stories260K-hf.gguf $M/stories260K-hf \
         "1 403 407 261 378 432 383 286" 1e-4
     have $S.tokens.txt && check "stories260K-hf: greedy ids = llama2.c (252 tokens)" greedy_vs_file $T/stories260K-hf.gguf $S.tokens.txt
+    [ $have_run = 1 ] && have $S.tokens.txt &&
+        check "stories260K-hf: run -p \"Once upon a time\": prompt and 252 greedy ids = llama2.c" run_text_vs_file \
+            $T/stories260K-hf.gguf "Once upon a time" $S.tokens.txt
 fi
 
 # ---- 4. random checkpoints of the shapes the shared ones do not cover (tests/make_random_hf.py)
@@ -161,6 +184,14 @@ if [ -e $T/llama-gqa.gguf ]; then
     check "llama-gqa F16: logits within 0.1 of F32, same argmax" $REF compare $T/llama-gqa.f16.txt $T/llama-gqa.f32.txt --tol 0.1
     check "llama-gqa Q8_0: logits within 1.5 of F32, rms within 8%" $REF compare $T/llama-gqa.q8_0.txt $T/llama-gqa.f32.txt \
         --tol 1.5 --rms-tol 0.08
+fi
+
+# BF16 weights from a BF16 checkpoint are the same numbers: identical logits
+if [ -e $T/qwen2-untied.gguf ]; then
+    check "convert qwen2-untied (bf16)" $CONVERT $T/hf/qwen2-untied $T/qwen2-untied.bf16.gguf --type bf16
+    $LOGITS -m $T/qwen2-untied.gguf --prompt-ids "$PROMPT" --all > $T/qwen2-untied.f32.txt
+    $LOGITS -m $T/qwen2-untied.bf16.gguf --prompt-ids "$PROMPT" --all > $T/qwen2-untied.bf16.txt
+    check "qwen2-untied BF16 (BF16 source): logits identical to F32" $REF compare $T/qwen2-untied.bf16.txt $T/qwen2-untied.f32.txt --tol 0
 fi
 
 echo "test_arch: $checks checks, $fails failures"

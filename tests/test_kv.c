@@ -494,7 +494,7 @@ static void test_flags(void) {
     static const char *ok[] = {"--kv", "a2sf", "--kv-budget", "20%", "--kv-alpha", "0.25", "--kv-recent", "3", "--kv-sink", "1"};
     static const char *count[] = {"--kv", "h2o", "--kv-budget", "64"};
     static const char *bad[][2] = {{"--kv", "lru"}, {"--kv-budget", "0"}, {"--kv-budget", "1.5"}, {"--kv-alpha", "2"},
-                                   {"--kv-recent", "-1"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"}};
+                                   {"--kv-recent", "-1"}, {"--kv-recent", "1.5"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"}};
     kv_flags f;
     tfm_kv_config kv;
     char err[256];
@@ -503,6 +503,11 @@ static void test_flags(void) {
     CHECK(kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.policy == TFM_KV_A2SF && kv.budget == 100 && kv.alpha == 0.25f &&
           kv.n_recent == 3 && kv.n_sink == 1, "flags: budget 20%% of 500 gave %d", kv.budget);
     CHECK(flags_run(&f, 4, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.budget == 64, "flags: count budget");
+    {
+        static const char *frac[] = {"--kv", "a2sf", "--kv-budget", "0.1", "--kv-recent", "0.5"};
+        CHECK(flags_run(&f, 6, frac, err, sizeof err) >= 0 && kv_flags_finish(&f, 512, &kv, err, sizeof err) == 0 && kv.budget == 51 && kv.n_recent == 26,
+              "flags: budget 0.1 of 512 and recent 0.5 of it gave %d, %d", kv.budget, kv.n_recent);
+    }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(flags_run(&f, 2, bad[i], err, sizeof err) < 0, "flags accepted %s %s", bad[i][0], bad[i][1]);
     CHECK(flags_run(&f, 2, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) != 0, "flags: h2o without budget accepted");
     CHECK(flags_run(&f, 2, count + 2, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) != 0, "flags: budget without policy accepted");

@@ -57,7 +57,11 @@
 
 #ifndef TFMDEF
 #ifdef TFM_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define TFMDEF static __attribute__((unused)) /* a private copy need not use every function */
+#else
 #define TFMDEF static
+#endif
 #else
 #define TFMDEF extern
 #endif
@@ -200,7 +204,211 @@ TFMDEF int tfm_gguf_arr_int(const tfm_gguf_kv *kv, uint64_t i, int64_t *out);
 
 /* ===================================================================== tokenizer (tfm_vocab) */
 /* >>tokenizer-api-begin (owned by the tokenizer section) */
+typedef struct tfm_vocab {
+    int32_t n_tokens;
+    int32_t bos_id, eos_id, unk_id, pad_id;
+    int add_bos, add_eos;
+    char error[192];
+} tfm_vocab;
+TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes);
+TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size);
 /* >>tokenizer-api-end */
+
+/* ===================================================================== model */
+
+typedef enum { TFM_NORM_RMS, TFM_NORM_LAYER } tfm_norm_kind;
+typedef enum { TFM_POS_ROPE, TFM_POS_ROPE_NEOX, TFM_POS_LEARNED } tfm_pos_kind;
+typedef enum { TFM_FFN_SWIGLU, TFM_FFN_GELU, TFM_FFN_RELU } tfm_ffn_kind;
+
+/* One row per architecture family: everything the single forward loop needs to know.
+   Biases are used wherever the file has them; fused QKV wherever `attn_qkv` exists. */
+typedef struct {
+    const char *name;          /* general.architecture */
+    tfm_norm_kind norm;
+    tfm_pos_kind pos;
+    int32_t pos_offset;        /* learned positions: row of position 0 (OPT: 2) */
+    tfm_ffn_kind ffn;
+    float default_eps;
+} tfm_arch;
+
+typedef struct {
+    int32_t n_vocab;           /* rows of the embedding table (may exceed the tokenizer's count) */
+    int32_t dim;               /* embedding width */
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim;
+    int32_t ffn_dim;
+    int32_t n_ctx_train;       /* positions the model was trained with */
+    int32_t rope_dim;          /* leading dimensions of each head that RoPE rotates (0: learned positions) */
+    int32_t pos_offset;        /* learned positions: table row of position 0 (OPT: 2) */
+    float rope_base;
+    float norm_eps;
+} tfm_hparams;
+
+/* Weight views of one block. W (ne = {in, out}) means out rows of in values. */
+typedef struct {
+    tfm_tensor attn_norm, attn_norm_b;   /* [dim] */
+    tfm_tensor wq, bq;                   /* {dim, n_head*hd}, [n_head*hd] */
+    tfm_tensor wk, bk;                   /* {dim, n_head_kv*hd}, [n_head_kv*hd] */
+    tfm_tensor wv, bv;                   /* {dim, n_head_kv*hd}, [n_head_kv*hd] */
+    tfm_tensor wqkv, bqkv;               /* fused {dim, (n_head+2*n_head_kv)*hd} (GPT-2) */
+    tfm_tensor wo, bo;                   /* {n_head*hd, dim}, [dim] */
+    tfm_tensor ffn_norm, ffn_norm_b;     /* [dim] */
+    tfm_tensor w_gate;                   /* {dim, ffn} (SwiGLU only) */
+    tfm_tensor w_up, b_up;               /* {dim, ffn}, [ffn] */
+    tfm_tensor w_down, b_down;           /* {ffn, dim}, [dim] */
+} tfm_layer;
+
+typedef struct {
+    const tfm_arch *arch;
+    tfm_hparams hp;
+    tfm_tensor tok_embd;                 /* {dim, n_vocab} */
+    tfm_tensor pos_embd;                 /* {dim, n_pos_rows} (learned positions only) */
+    tfm_tensor out_norm, out_norm_b;     /* [dim] */
+    tfm_tensor output;                   /* {dim, n_vocab}; the embedding when tied */
+    tfm_layer *layers;                   /* [n_layer] */
+    tfm_vocab vocab;
+    const tfm_gguf *gguf;
+    char error[192];
+    /* private */
+    tfm_gguf own_gguf_;
+    void *heap_;
+} tfm_model;
+
+TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes);
+/* The model borrows g (and g's bytes) for its whole life. */
+TFMDEF tfm_result tfm_model_init_preallocated(tfm_model *m, const tfm_gguf *g, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_model_init(tfm_model *m, const tfm_gguf *g);
+#ifndef TFM_NO_STDIO
+/* Opens (mmaps) a GGUF file and builds the model; tfm_model_free releases both. */
+TFMDEF tfm_result tfm_model_load(tfm_model *m, const char *path);
+#endif
+TFMDEF void tfm_model_free(tfm_model *m);
+/* Largest position a sequence can reach (learned position tables end; RoPE has no hard end). */
+TFMDEF int32_t tfm_model_max_positions(const tfm_model *m);
+
+/* ===================================================================== session (KV cache + forward) */
+
+typedef enum {
+    TFM_KV_FULL = 0,   /* no eviction; capacity = n_ctx */
+    TFM_KV_A2SF,       /* accumulative attention score with forgetting factor alpha */
+    TFM_KV_H2O,        /* A2SF with alpha = 1 and n_recent = budget / 2 */
+    TFM_KV_WINDOW      /* first n_sink and last budget - n_sink positions */
+} tfm_kv_policy;
+
+typedef struct {
+    tfm_kv_policy policy;
+    int32_t budget;     /* kept tokens per layer and KV head (pruning policies; must be > 0) */
+    float alpha;        /* A2SF forgetting factor, used as given (0 = only the latest attention) */
+    int32_t n_recent;   /* protected most recent positions (H2O: 0 means budget / 2) */
+    int32_t n_sink;     /* protected first positions */
+} tfm_kv_config;
+
+/* Called after each token's attention in each layer and KV head (for tests and analysis):
+   the kept slots' positions and their A2SF probabilities p (summed over the group's query heads),
+   n slots including the new token, and the position evicted (-1 if none). */
+typedef void (*tfm_attention_observer)(void *user, int32_t seq, int32_t layer, int32_t kv_head, int32_t pos,
+                                       const int32_t *slot_pos, const float *p, int32_t n, int32_t evicted_pos);
+
+typedef struct {
+    int32_t n_ctx;      /* positions per sequence; 0: the model's training context */
+    int32_t n_seq;      /* parallel sequences; 0: 1 */
+    int32_t n_batch;    /* tokens per forward chunk; 0: 64 */
+    int32_t n_threads;  /* OpenMP threads; 0: all available */
+    tfm_kv_config kv;
+    tfm_attention_observer observer;
+    void *observer_user;
+} tfm_session_config;
+
+typedef struct {
+    const tfm_model *model;
+    tfm_session_config cfg;     /* resolved: no zero defaults left */
+    int32_t capacity;           /* cache slots per (sequence, layer, KV head) */
+    int32_t *n_pos;             /* [n_seq] tokens seen by each sequence (next position) */
+    float *logits;              /* [n_seq][n_vocab] after the last token of each sequence */
+    float *hidden;              /* [n_seq][dim] final-norm output of that token */
+    char error[192];
+    /* private: cache [n_seq][n_layer][n_head_kv] x capacity slots */
+    float *k_, *v_;             /* [..][capacity][head_dim] keys (after RoPE) and values */
+    int32_t *slot_pos_;         /* [..][capacity] */
+    float *slot_score_;         /* [..][capacity] */
+    int32_t *n_used_;           /* [n_seq][n_layer][n_head_kv] */
+    float *x_;                  /* [n_batch][dim] residual stream of the chunk */
+    float *xb_;                 /* [n_batch][max(dim, n_head*hd, ffn)] normed input / block output */
+    float *q_;                  /* [n_batch][(n_head + 2*n_head_kv)*hd] q | k | v per row */
+    float *att_;                /* [n_batch][n_head*hd] attention output */
+    float *hb_, *hb2_;          /* [n_batch][ffn] */
+    float *probs_;              /* [n_head + n_head_kv][capacity] softmax per head, sum per group */
+    void *xq_;                  /* Q8_0 blocks of the activation rows */
+    float *rope_inv_freq_;      /* [rope_dim / 2] */
+    float *rope_cs_;            /* [n_batch][rope_dim] cos, sin per pair of each chunk row */
+    float *wrow_;               /* [n_threads][wrow_stride_] dequantized weight row */
+    int64_t wrow_stride_;
+    float *row_logits_;         /* [min(n_seq, n_batch)][n_vocab] */
+    int32_t *seq_last_;         /* [n_seq] index of the last token of each sequence in a call */
+    int32_t *seq_count_;        /* [n_seq] */
+    int32_t *pos_rows_;         /* [n_batch] position of each chunk row */
+    int32_t *head_rows_;        /* [n_batch] chunk rows that need logits */
+    void *heap_;
+} tfm_session;
+
+TFMDEF tfm_result tfm_session_heap_size(const tfm_model *m, const tfm_session_config *cfg, size_t *bytes);
+TFMDEF tfm_result tfm_session_init_preallocated(tfm_session *s, const tfm_model *m, const tfm_session_config *cfg, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_session_init(tfm_session *s, const tfm_model *m, const tfm_session_config *cfg);
+TFMDEF void tfm_session_free(tfm_session *s);
+
+/* Runs n tokens: token i is appended to sequence seq[i] (seq NULL: all sequence 0). Tokens of one
+   sequence are taken in order; different sequences advance together (one read of the weights).
+   Afterwards tfm_session_logits(s, q) holds the logits after the last token given to sequence q.
+   all_logits, if not NULL, receives [n][n_vocab] logits for every token. Checks everything before
+   changing any state: a bad id, a bad sequence or a full context leaves the session untouched. */
+TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const int32_t *seq, size_t n, float *all_logits);
+TFMDEF const float *tfm_session_logits(const tfm_session *s, int32_t seq);
+/* Copies sequence src's cache (slots, positions, scores) and state onto dst. */
+TFMDEF tfm_result tfm_seq_copy(tfm_session *s, int32_t dst, int32_t src);
+TFMDEF tfm_result tfm_seq_reset(tfm_session *s, int32_t seq);
+/* Kept positions of (seq, layer, kv_head), unordered; returns their count (copies up to cap). */
+TFMDEF int32_t tfm_seq_kept(const tfm_session *s, int32_t seq, int32_t layer, int32_t kv_head, int32_t *pos, int32_t cap);
+
+/* ===================================================================== sampler */
+
+/* Logits processors run in this order: repetition penalty, temperature, top-k, top-p, min-p;
+   then one draw from the renormalized distribution. temperature == 0 is exact greedy (argmax,
+   ties to the lowest id) whatever else is set. Zero in any field means "off" (or the default). */
+typedef struct {
+    float temperature;      /* 0: greedy */
+    int32_t top_k;          /* keep the k most likely tokens; 0: off */
+    float top_p;            /* keep the smallest set whose probability reaches p; 0 or >= 1: off */
+    float min_p;            /* drop tokens below min_p * (top probability); 0: off */
+    float repeat_penalty;   /* > 1: divide positive / multiply negative logits of recent tokens; 0: off */
+    int32_t repeat_last_n;  /* how many recent tokens the penalty looks at; 0: 64 */
+    uint64_t seed;          /* 0: a fixed default seed */
+} tfm_sampler_config;
+
+typedef struct {
+    tfm_sampler_config cfg;
+    int32_t n_vocab;
+    uint64_t rng;
+    float *probs;           /* [n_vocab] working copy of the logits / probabilities */
+    int32_t *idx;           /* [n_vocab] candidate ids */
+    void *heap_;
+} tfm_sampler;
+
+TFMDEF tfm_result tfm_sampler_heap_size(int32_t n_vocab, size_t *bytes);
+TFMDEF tfm_result tfm_sampler_init_preallocated(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_sampler_init(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab);
+TFMDEF void tfm_sampler_free(tfm_sampler *s);
+/* Picks the next token from logits [n_vocab]; history holds the tokens so far (for the penalty).
+   Returns -1 on bad arguments. */
+TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *history, size_t n_history);
+TFMDEF int32_t tfm_argmax(const float *x, int32_t n);
+/* log softmax of logits [n] into out [n] (out may equal logits). */
+TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n);
+
+/* ===================================================================== search (beam search) */
+/* >>search-api-begin */
+/* >>search-api-end */
 
 #ifdef __cplusplus
 }
@@ -307,13 +515,6 @@ static void *tfm__arena_take(tfm__arena *a, size_t bytes) {
     if (!a->base || a->used > a->cap) return NULL;
     p = a->base + start;
     return p;
-}
-
-/* Multiplies sizes, reporting overflow instead of wrapping. */
-static int tfm__mul_ok(size_t a, size_t b, size_t *out) {
-    if (a && b > SIZE_MAX / a) return 0;
-    *out = a * b;
-    return 1;
 }
 
 /* ===================================================================== >>types (fp16, bf16, blocks) */
@@ -606,9 +807,10 @@ static tfm_result tfm__gguf_read_kv(tfm_gguf *g, tfm__reader *r) {
         if (r->bad) return tfm__gguf_fail(g, r->at >= r->n ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, "GGUF metadata value malformed or truncated: ", kv->key);
         if (tfm__str_eq(kv->key, "general.alignment")) {
             uint32_t a;
-            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", kv->key);
+            tfm_str none = {"", 0};
+            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", none);
             memcpy(&a, kv->value, 4);
-            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", kv->key);
+            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", none);
             g->alignment = a;
         }
     }
@@ -672,7 +874,7 @@ static tfm_result tfm__gguf_place_tensors(tfm_gguf *g) {
 
 TFMDEF tfm_result tfm_gguf_init_preallocated(tfm_gguf *g, const void *data, size_t size, void *heap, size_t heap_size) {
     uint64_t nt, nkv;
-    size_t need;
+    size_t need = 0;
     tfm__reader r;
     tfm_result rc;
     if (!g) return TFM_ERR_ARG;
@@ -893,9 +1095,1007 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
     memset(g, 0, sizeof *g);
 }
 
+/* ===================================================================== >>kernels (plain C reference) */
+/* The plain C kernels are the reference in tests and the fallback on every CPU. */
+
+static float tfm__dot_f32(const float *a, const float *b, int64_t n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* Q8_0 weights . Q8_0 activations: integer sums per block, scaled by both block scales. */
+static float tfm__dot_q8_0_q8_0(const tfm_block_q8_0 *w, const tfm_block_q8_0 *x, int64_t nb) {
+    float sum = 0;
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++) {
+        int32_t acc = 0;
+        for (j = 0; j < TFM_QK; j++) acc += (int32_t)w[i].qs[j] * (int32_t)x[i].qs[j];
+        sum += (float)acc * (tfm_fp16_to_fp32(w[i].d) * tfm_fp16_to_fp32(x[i].d));
+    }
+    return sum;
+}
+
+/* Q4_0 weights . Q8_0 activations. */
+static float tfm__dot_q4_0_q8_0(const tfm_block_q4_0 *w, const tfm_block_q8_0 *x, int64_t nb) {
+    float sum = 0;
+    int64_t i;
+    int j;
+    for (i = 0; i < nb; i++) {
+        int32_t acc = 0;
+        for (j = 0; j < TFM_QK / 2; j++) {
+            acc += ((w[i].qs[j] & 15) - 8) * (int32_t)x[i].qs[j];
+            acc += ((w[i].qs[j] >> 4) - 8) * (int32_t)x[i].qs[j + TFM_QK / 2];
+        }
+        sum += (float)acc * (tfm_fp16_to_fp32(w[i].d) * tfm_fp16_to_fp32(x[i].d));
+    }
+    return sum;
+}
+
+/* Activation rows are quantized with d = fp16(max|x| / 127), q = round(x / d): the scheme the
+   reference engine uses, so quantized models match it. */
+static void tfm__quantize_act_q8_0(const float *x, tfm_block_q8_0 *b, int64_t n) { tfm__quantize_q8_0(x, b, n); }
+
+typedef struct {
+    int n_threads;
+    float *wrow;              /* [n_threads][max_in] */
+    int64_t wrow_stride;
+    tfm_block_q8_0 *xq;       /* quantized activation rows */
+} tfm__mm_ctx;
+
+static int tfm__thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* y[b*ldy + r] = W[r] . x[b*in ..] for the B rows of x. W is {in, out}. Each weight row is read
+   once for all B activation rows. */
+static void tfm__matmul(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy) {
+    const int64_t in = W->ne[0], out = W->ne[1];
+    const size_t row_size = tfm_type_row_size(W->type, in);
+    const unsigned char *wd = (const unsigned char *)W->data;
+    const int64_t nb = in / TFM_QK;
+    const int quant = W->type == TFM_TYPE_Q8_0 || W->type == TFM_TYPE_Q4_0;
+    int64_t r;
+    int b;
+    int threaded = c->n_threads > 1 && out * in * (int64_t)B >= (1 << 16);
+    if (quant)
+        for (b = 0; b < B; b++) tfm__quantize_act_q8_0(x + (size_t)b * in, c->xq + (size_t)b * nb, in);
+    (void)threaded;
+#ifdef _OPENMP
+#pragma omp parallel for if (threaded) num_threads(c->n_threads) schedule(static) private(b)
+#endif
+    for (r = 0; r < out; r++) {
+        const void *row = wd + (size_t)r * row_size;
+        switch (W->type) {
+        case TFM_TYPE_F32:
+            for (b = 0; b < B; b++) y[(size_t)b * ldy + r] = tfm__dot_f32((const float *)row, x + (size_t)b * in, in);
+            break;
+        case TFM_TYPE_Q8_0:
+            for (b = 0; b < B; b++) y[(size_t)b * ldy + r] = tfm__dot_q8_0_q8_0((const tfm_block_q8_0 *)row, c->xq + (size_t)b * nb, nb);
+            break;
+        case TFM_TYPE_Q4_0:
+            for (b = 0; b < B; b++) y[(size_t)b * ldy + r] = tfm__dot_q4_0_q8_0((const tfm_block_q4_0 *)row, c->xq + (size_t)b * nb, nb);
+            break;
+        default: { /* F16, BF16: widen the row once, then plain dots */
+            float *w = c->wrow + (size_t)tfm__thread_id() * (size_t)c->wrow_stride;
+            tfm_dequantize_row(W->type, row, w, in);
+            for (b = 0; b < B; b++) y[(size_t)b * ldy + r] = tfm__dot_f32(w, x + (size_t)b * in, in);
+        }
+        }
+    }
+}
+
+static void tfm__rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    float ss = 0, scale;
+    int64_t i;
+    for (i = 0; i < n; i++) ss += x[i] * x[i];
+    scale = 1.0f / TFM_SQRTF(ss / (float)n + eps);
+    for (i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+static void tfm__layernorm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    float mean = 0, var = 0, scale;
+    int64_t i;
+    for (i = 0; i < n; i++) mean += x[i];
+    mean /= (float)n;
+    for (i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    scale = 1.0f / TFM_SQRTF(var / (float)n + eps);
+    for (i = 0; i < n; i++) out[i] = (x[i] - mean) * scale * w[i] + (b ? b[i] : 0.0f);
+}
+
+/* Rotates the first rope_dim values of one head. cs holds cos, sin per pair. NeoX pairs
+   (i, i + rope_dim/2); the original layout pairs (2i, 2i+1). */
+static void tfm__rope(float *h, const float *cs, int rope_dim, int neox) {
+    int i, half = rope_dim / 2;
+    for (i = 0; i < half; i++) {
+        int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        float c = cs[2 * i], s = cs[2 * i + 1], x0 = h[a], x1 = h[b];
+        h[a] = x0 * c - x1 * s;
+        h[b] = x0 * s + x1 * c;
+    }
+}
+
+/* Softmax in place; returns nothing, p sums to 1. */
+static void tfm__softmax(float *p, int64_t n) {
+    float max = p[0], sum = 0;
+    int64_t i;
+    for (i = 1; i < n; i++) max = p[i] > max ? p[i] : max;
+    for (i = 0; i < n; i++) { p[i] = TFM_EXPF(p[i] - max); sum += p[i]; }
+    for (i = 0; i < n; i++) p[i] /= sum;
+}
+
+static float tfm__silu(float x) { return x / (1.0f + TFM_EXPF(-x)); }
+
+/* GELU, tanh form (Hugging Face gelu_new), computed in float without table rounding. */
+static float tfm__gelu(float x) {
+    return 0.5f * x * (1.0f + TFM_TANHF(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+static void tfm__add(float *y, const float *b, int64_t n) {
+    int64_t i;
+    for (i = 0; i < n; i++) y[i] += b[i];
+}
+
+/* ===================================================================== >>model */
+
+static const tfm_arch tfm__archs[] = {
+    /* name     norm            positions          offset ffn             eps */
+    {"llama",   TFM_NORM_RMS,   TFM_POS_ROPE,      0,     TFM_FFN_SWIGLU, 1e-5f},
+    {"mistral", TFM_NORM_RMS,   TFM_POS_ROPE,      0,     TFM_FFN_SWIGLU, 1e-5f},
+    {"qwen2",   TFM_NORM_RMS,   TFM_POS_ROPE_NEOX, 0,     TFM_FFN_SWIGLU, 1e-6f},
+    {"gpt2",    TFM_NORM_LAYER, TFM_POS_LEARNED,   0,     TFM_FFN_GELU,   1e-5f},
+    {"opt",     TFM_NORM_LAYER, TFM_POS_LEARNED,   2,     TFM_FFN_RELU,   1e-5f},
+};
+
+/* Builds "<arch>.<suffix>" or "blk.<i>.<suffix>" into buf. */
+static const char *tfm__key(char *buf, size_t cap, const char *prefix, int64_t layer, const char *suffix) {
+    buf[0] = 0;
+    if (layer >= 0) { tfm__append(buf, cap, "blk.", 4); tfm__append_u64(buf, cap, (uint64_t)layer); }
+    else tfm__append(buf, cap, prefix, strlen(prefix));
+    tfm__append(buf, cap, ".", 1);
+    tfm__append(buf, cap, suffix, strlen(suffix));
+    return buf;
+}
+
+static tfm_result tfm__model_fail(tfm_model *m, tfm_result rc, const char *what, const char *name) {
+    tfm__set_error(m->error, sizeof m->error, what, name, name ? strlen(name) : 0);
+    return rc;
+}
+
+static tfm_result tfm__hparam_int(tfm_model *m, const char *arch, const char *suffix, int required, int64_t def, int64_t lo, int64_t hi, int32_t *out) {
+    char key[96];
+    int64_t v = def;
+    tfm__key(key, sizeof key, arch, -1, suffix);
+    if (!tfm_gguf_get_int(m->gguf, key, &v) && required) return tfm__model_fail(m, TFM_ERR_MISSING, "missing metadata key ", key);
+    if (v < lo || v > hi) return tfm__model_fail(m, TFM_ERR_FORMAT, "metadata value out of range: ", key);
+    *out = (int32_t)v;
+    return TFM_OK;
+}
+
+static tfm_result tfm__read_hparams(tfm_model *m) {
+    const tfm_gguf *g = m->gguf;
+    const char *a = m->arch->name;
+    tfm_hparams *hp = &m->hp;
+    tfm_result rc;
+    double f;
+    char key[96];
+    if ((rc = tfm__hparam_int(m, a, "embedding_length", 1, 0, 1, 1 << 20, &hp->dim)) != TFM_OK) return rc;
+    if ((rc = tfm__hparam_int(m, a, "block_count", 1, 0, 1, TFM_MAX_LAYERS, &hp->n_layer)) != TFM_OK) return rc;
+    if ((rc = tfm__hparam_int(m, a, "attention.head_count", 1, 0, 1, 1 << 16, &hp->n_head)) != TFM_OK) return rc;
+    if ((rc = tfm__hparam_int(m, a, "attention.head_count_kv", 0, hp->n_head, 1, hp->n_head, &hp->n_head_kv)) != TFM_OK) return rc;
+    if (hp->n_head % hp->n_head_kv) return tfm__model_fail(m, TFM_ERR_FORMAT, "head_count is not a multiple of head_count_kv", NULL);
+    if ((rc = tfm__hparam_int(m, a, "attention.key_length", 0, hp->dim / hp->n_head, 1, TFM_MAX_HEAD_DIM, &hp->head_dim)) != TFM_OK) return rc;
+    if ((rc = tfm__hparam_int(m, a, "feed_forward_length", 1, 0, 1, 1 << 24, &hp->ffn_dim)) != TFM_OK) return rc;
+    if ((rc = tfm__hparam_int(m, a, "context_length", 1, 0, 1, INT32_MAX / 2, &hp->n_ctx_train)) != TFM_OK) return rc;
+    if ((rc = tfm__hparam_int(m, a, "rope.dimension_count", 0, hp->head_dim, 0, hp->head_dim, &hp->rope_dim)) != TFM_OK) return rc;
+    if (hp->rope_dim % 2) return tfm__model_fail(m, TFM_ERR_FORMAT, "rope.dimension_count is odd", NULL);
+    if ((rc = tfm__hparam_int(m, a, "position_offset", 0, m->arch->pos_offset, 0, 1 << 16, &hp->pos_offset)) != TFM_OK) return rc;
+    if (m->arch->pos == TFM_POS_LEARNED) hp->rope_dim = 0;
+    hp->rope_base = tfm_gguf_get_float(g, tfm__key(key, sizeof key, a, -1, "rope.freq_base"), &f) ? (float)f : 10000.0f;
+    hp->norm_eps = m->arch->default_eps;
+    if (tfm_gguf_get_float(g, tfm__key(key, sizeof key, a, -1, m->arch->norm == TFM_NORM_RMS ? "attention.layer_norm_rms_epsilon" : "attention.layer_norm_epsilon"), &f))
+        hp->norm_eps = (float)f;
+    if (!(hp->norm_eps >= 0 && hp->norm_eps < 1) || !(hp->rope_base > 0)) return tfm__model_fail(m, TFM_ERR_FORMAT, "norm epsilon or rope base out of range", NULL);
+    return TFM_OK;
+}
+
+/* Looks up a tensor and checks its type and shape {ne0, ne1} (ne1 = 0: a vector). */
+static tfm_result tfm__get_tensor(tfm_model *m, tfm_tensor *out, const char *name, int64_t ne0, int64_t ne1, int required) {
+    const tfm_gguf_tensor *t = tfm_gguf_find_tensor(m->gguf, name);
+    memset(out, 0, sizeof *out);
+    if (!t) return required ? tfm__model_fail(m, TFM_ERR_MISSING, "missing tensor ", name) : TFM_OK;
+    if (!t->t.data) return tfm__model_fail(m, TFM_ERR_UNSUPPORTED, "unsupported weight type in tensor ", name);
+    if (t->t.ne[0] != ne0 || (ne1 ? t->t.ne[1] != ne1 : t->t.n_dims != 1) || t->t.ne[2] != 1 || t->t.ne[3] != 1)
+        return tfm__model_fail(m, TFM_ERR_SHAPE, "unexpected shape of tensor ", name);
+    if (ne1 == 0 && t->t.type != TFM_TYPE_F32) return tfm__model_fail(m, TFM_ERR_UNSUPPORTED, "norm/bias tensor is not F32: ", name);
+    *out = t->t;
+    return TFM_OK;
+}
+
+static tfm_result tfm__load_layer(tfm_model *m, int64_t i, tfm_layer *L) {
+    const tfm_hparams *hp = &m->hp;
+    int64_t d = hp->dim, hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, f = hp->ffn_dim;
+    int layer_norm = m->arch->norm == TFM_NORM_LAYER, swiglu = m->arch->ffn == TFM_FFN_SWIGLU;
+    char k[96];
+    tfm_result rc = TFM_OK;
+#define TFM__T(field, suffix, ne0, ne1, req) \
+    if (rc == TFM_OK) rc = tfm__get_tensor(m, &L->field, tfm__key(k, sizeof k, "", i, suffix), ne0, ne1, req)
+    TFM__T(attn_norm, "attn_norm.weight", d, 0, 1);
+    TFM__T(attn_norm_b, "attn_norm.bias", d, 0, layer_norm);
+    TFM__T(wqkv, "attn_qkv.weight", d, nq + 2 * nkv, 0);
+    TFM__T(bqkv, "attn_qkv.bias", nq + 2 * nkv, 0, 0);
+    TFM__T(wq, "attn_q.weight", d, nq, !L->wqkv.data);
+    TFM__T(bq, "attn_q.bias", nq, 0, 0);
+    TFM__T(wk, "attn_k.weight", d, nkv, !L->wqkv.data);
+    TFM__T(bk, "attn_k.bias", nkv, 0, 0);
+    TFM__T(wv, "attn_v.weight", d, nkv, !L->wqkv.data);
+    TFM__T(bv, "attn_v.bias", nkv, 0, 0);
+    TFM__T(wo, "attn_output.weight", nq, d, 1);
+    TFM__T(bo, "attn_output.bias", d, 0, 0);
+    TFM__T(ffn_norm, "ffn_norm.weight", d, 0, 1);
+    TFM__T(ffn_norm_b, "ffn_norm.bias", d, 0, layer_norm);
+    TFM__T(w_gate, "ffn_gate.weight", d, f, swiglu);
+    TFM__T(w_up, "ffn_up.weight", d, f, 1);
+    TFM__T(b_up, "ffn_up.bias", f, 0, 0);
+    TFM__T(w_down, "ffn_down.weight", f, d, 1);
+    TFM__T(b_down, "ffn_down.bias", d, 0, 0);
+#undef TFM__T
+    return rc;
+}
+
+static tfm_result tfm__model_arch(tfm_model *m) {
+    tfm_str name;
+    size_t i;
+    if (!tfm_gguf_get_str(m->gguf, "general.architecture", &name)) return tfm__model_fail(m, TFM_ERR_MISSING, "missing metadata key general.architecture", NULL);
+    for (i = 0; i < sizeof tfm__archs / sizeof tfm__archs[0]; i++)
+        if (tfm__str_eq(name, tfm__archs[i].name)) { m->arch = &tfm__archs[i]; return TFM_OK; }
+    tfm__set_error(m->error, sizeof m->error, "unsupported architecture: ", name.ptr, name.len < 64 ? name.len : 64);
+    return TFM_ERR_UNSUPPORTED;
+}
+
+TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes) {
+    size_t vocab_bytes = 0;
+    int64_t n_layer = 0;
+    tfm_str arch;
+    char key[96];
+    tfm_result rc;
+    if (!g || !bytes) return TFM_ERR_ARG;
+    if (!tfm_gguf_get_str(g, "general.architecture", &arch) || arch.len > 40) return TFM_ERR_MISSING;
+    memcpy(key, arch.ptr, arch.len);
+    memcpy(key + arch.len, ".block_count", 13);
+    if (!tfm_gguf_get_int(g, key, &n_layer)) return TFM_ERR_MISSING;
+    if (n_layer < 1 || n_layer > TFM_MAX_LAYERS) return TFM_ERR_FORMAT;
+    if ((rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc;
+    *bytes = (size_t)n_layer * sizeof(tfm_layer) + 64 + vocab_bytes + 64;
+    return TFM_OK;
+}
+
+static tfm_result tfm__model_embeddings(tfm_model *m) {
+    const tfm_hparams *hp = &m->hp;
+    const tfm_gguf_tensor *t = tfm_gguf_find_tensor(m->gguf, "token_embd.weight");
+    int layer_norm = m->arch->norm == TFM_NORM_LAYER;
+    tfm_result rc;
+    if (!t) return tfm__model_fail(m, TFM_ERR_MISSING, "missing tensor token_embd.weight", NULL);
+    if (t->t.ne[1] > INT32_MAX / 2) return tfm__model_fail(m, TFM_ERR_SHAPE, "vocabulary too large", NULL);
+    m->hp.n_vocab = (int32_t)t->t.ne[1];
+    if ((rc = tfm__get_tensor(m, &m->tok_embd, "token_embd.weight", hp->dim, hp->n_vocab, 1)) != TFM_OK) return rc;
+    if ((rc = tfm__get_tensor(m, &m->out_norm, "output_norm.weight", hp->dim, 0, 1)) != TFM_OK) return rc;
+    if ((rc = tfm__get_tensor(m, &m->out_norm_b, "output_norm.bias", hp->dim, 0, layer_norm)) != TFM_OK) return rc;
+    if ((rc = tfm__get_tensor(m, &m->output, "output.weight", hp->dim, hp->n_vocab, 0)) != TFM_OK) return rc;
+    if (!m->output.data) m->output = m->tok_embd; /* tied head */
+    if (m->arch->pos == TFM_POS_LEARNED) {
+        const tfm_gguf_tensor *p = tfm_gguf_find_tensor(m->gguf, "position_embd.weight");
+        if (!p) return tfm__model_fail(m, TFM_ERR_MISSING, "missing tensor position_embd.weight", NULL);
+        if ((rc = tfm__get_tensor(m, &m->pos_embd, "position_embd.weight", hp->dim, p->t.ne[1], 1)) != TFM_OK) return rc;
+        if (p->t.ne[1] <= hp->pos_offset) return tfm__model_fail(m, TFM_ERR_SHAPE, "position_embd.weight has no rows past the offset", NULL);
+    }
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_model_init_preallocated(tfm_model *m, const tfm_gguf *g, void *heap, size_t heap_size) {
+    size_t need;
+    tfm__arena arena;
+    tfm_result rc;
+    int32_t i;
+    if (!m) return TFM_ERR_ARG;
+    memset(m, 0, sizeof *m);
+    if (!g) return tfm__model_fail(m, TFM_ERR_ARG, "no GGUF given", NULL);
+    m->gguf = g;
+    if ((rc = tfm__model_arch(m)) != TFM_OK) return rc;
+    if ((rc = tfm__read_hparams(m)) != TFM_OK) return rc;
+    if ((rc = tfm_model_heap_size(g, &need)) != TFM_OK) return tfm__model_fail(m, rc, "cannot size the model", NULL);
+    if (!heap || heap_size < need) return tfm__model_fail(m, TFM_ERR_BUFFER, "model heap too small", NULL);
+    arena.base = (unsigned char *)heap; arena.used = 0; arena.cap = heap_size;
+    m->layers = (tfm_layer *)tfm__arena_take(&arena, (size_t)m->hp.n_layer * sizeof(tfm_layer));
+    if ((rc = tfm__model_embeddings(m)) != TFM_OK) return rc;
+    for (i = 0; i < m->hp.n_layer; i++)
+        if ((rc = tfm__load_layer(m, i, &m->layers[i])) != TFM_OK) return rc;
+    {
+        size_t vbytes = 0;
+        void *vheap;
+        tfm_vocab_heap_size(g, &vbytes);
+        vheap = tfm__arena_take(&arena, vbytes ? vbytes : 1);
+        rc = tfm_vocab_init_preallocated(&m->vocab, g, vheap, vbytes);
+        if (rc != TFM_OK) return tfm__model_fail(m, rc, "vocabulary: ", m->vocab.error);
+    }
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_model_init(tfm_model *m, const tfm_gguf *g) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!m) return TFM_ERR_ARG;
+    memset(m, 0, sizeof *m);
+    rc = tfm_model_heap_size(g, &need);
+    if (rc != TFM_OK) return tfm_model_init_preallocated(m, g, NULL, 0); /* names the problem */
+    heap = TFM_MALLOC(need);
+    if (!heap) return tfm__model_fail(m, TFM_ERR_NOMEM, "out of memory for the model", NULL);
+    rc = tfm_model_init_preallocated(m, g, heap, need);
+    if (rc != TFM_OK) { TFM_FREE(heap); return rc; }
+    m->heap_ = heap;
+    return TFM_OK;
+}
+
+#ifndef TFM_NO_STDIO
+TFMDEF tfm_result tfm_model_load(tfm_model *m, const char *path) {
+    tfm_gguf g;
+    tfm_result rc;
+    if (!m) return TFM_ERR_ARG;
+    memset(m, 0, sizeof *m);
+    rc = tfm_gguf_open(&g, path);
+    if (rc != TFM_OK) { memcpy(m->error, g.error, sizeof m->error); return rc; }
+    rc = tfm_model_init(m, &g);
+    if (rc != TFM_OK) { tfm_gguf_free(&g); return rc; }
+    m->own_gguf_ = g;
+    m->gguf = &m->own_gguf_;
+    return TFM_OK;
+}
+#endif
+
+TFMDEF void tfm_model_free(tfm_model *m) {
+    if (!m) return;
+    if (m->heap_) TFM_FREE(m->heap_);
+    if (m->own_gguf_.data) tfm_gguf_free(&m->own_gguf_);
+    memset(m, 0, sizeof *m);
+}
+
+TFMDEF int32_t tfm_model_max_positions(const tfm_model *m) {
+    if (!m || !m->arch) return 0;
+    if (m->arch->pos == TFM_POS_LEARNED) return (int32_t)(m->pos_embd.ne[1] - m->hp.pos_offset);
+    return INT32_MAX / 2;
+}
+
+/* ===================================================================== >>kvcache */
+/* For each (sequence, layer, KV head): `capacity` slots, each a key (after RoPE, at the token's
+   own position), a value, the position and the accumulated score. Slots [0, n_used) are in use;
+   attention over them is order-free, so evicting moves the last slot into the hole. */
+
+static int32_t tfm__sess_nseq(const tfm_session *s) { return s->cfg.n_seq; }
+
+static size_t tfm__cache_index(const tfm_session *s, int32_t seq, int32_t layer, int32_t kvh) {
+    const tfm_hparams *hp = &s->model->hp;
+    return ((size_t)seq * (size_t)hp->n_layer + (size_t)layer) * (size_t)hp->n_head_kv + (size_t)kvh;
+}
+
+/* Resolves zero-means-default fields and checks the rest. */
+static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_config *in, tfm_session_config *c, int32_t *capacity, char *err, size_t errcap) {
+    int32_t maxpos;
+    memset(c, 0, sizeof *c);
+    if (in) *c = *in;
+    if (!m || !m->arch) { tfm__set_error(err, errcap, "no model", NULL, 0); return TFM_ERR_ARG; }
+    maxpos = tfm_model_max_positions(m);
+    if (c->n_ctx == 0) c->n_ctx = m->hp.n_ctx_train < maxpos ? m->hp.n_ctx_train : maxpos;
+    if (c->n_seq == 0) c->n_seq = 1;
+    if (c->n_batch == 0) c->n_batch = 64;
+    if (c->n_threads <= 0) {
+#ifdef _OPENMP
+        c->n_threads = omp_get_max_threads();
+#else
+        c->n_threads = 1;
+#endif
+    }
+    if (c->n_ctx < 1 || c->n_seq < 1 || c->n_batch < 1 || c->n_seq > 4096 || c->n_batch > 65536) {
+        tfm__set_error(err, errcap, "n_ctx, n_seq and n_batch must be positive (n_seq <= 4096, n_batch <= 65536)", NULL, 0);
+        return TFM_ERR_ARG;
+    }
+    if (c->n_ctx > maxpos) {
+        tfm__set_error(err, errcap, "n_ctx exceeds the model's learned position table (", NULL, 0);
+        tfm__append_u64(err, errcap, (uint64_t)maxpos);
+        tfm__append(err, errcap, " positions)", 11);
+        return TFM_ERR_CONTEXT;
+    }
+    if (c->kv.policy == TFM_KV_FULL) { *capacity = c->n_ctx; return TFM_OK; }
+    if ((unsigned)c->kv.policy > TFM_KV_WINDOW) { tfm__set_error(err, errcap, "unknown KV cache policy", NULL, 0); return TFM_ERR_ARG; }
+    if (c->kv.budget < 1) { tfm__set_error(err, errcap, "KV cache budget must be at least 1 for a pruning policy", NULL, 0); return TFM_ERR_ARG; }
+    if (c->kv.n_sink < 0 || c->kv.n_recent < 0 || !(c->kv.alpha >= 0 && c->kv.alpha <= 1)) {
+        tfm__set_error(err, errcap, "KV n_sink and n_recent must be >= 0 and alpha in [0, 1]", NULL, 0);
+        return TFM_ERR_ARG;
+    }
+    if (c->kv.policy == TFM_KV_WINDOW && c->kv.n_sink >= c->kv.budget) {
+        tfm__set_error(err, errcap, "KV window needs n_sink < budget", NULL, 0);
+        return TFM_ERR_ARG;
+    }
+    if (c->kv.policy == TFM_KV_H2O) {
+        c->kv.alpha = 1.0f;
+        if (c->kv.n_recent == 0) c->kv.n_recent = c->kv.budget / 2;
+    }
+    *capacity = c->kv.budget < c->n_ctx ? c->kv.budget + 1 : c->n_ctx;
+    return TFM_OK;
+}
+
+/* Lays the session's arrays out in one block; with a NULL base it only measures. */
+static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
+    const tfm_hparams *hp = &s->model->hp;
+    const size_t B = (size_t)s->cfg.n_batch, nseq = (size_t)s->cfg.n_seq, cap = (size_t)s->capacity;
+    const size_t hd = (size_t)hp->head_dim, nq = (size_t)hp->n_head * hd, nkv = (size_t)hp->n_head_kv * hd;
+    const size_t heads = nseq * (size_t)hp->n_layer * (size_t)hp->n_head_kv;
+    size_t max_in = (size_t)hp->dim;
+    if (nq > max_in) max_in = nq;
+    if ((size_t)hp->ffn_dim > max_in) max_in = (size_t)hp->ffn_dim;
+    s->n_pos = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
+    s->logits = (float *)tfm__arena_take(a, nseq * (size_t)hp->n_vocab * sizeof(float));
+    s->hidden = (float *)tfm__arena_take(a, nseq * (size_t)hp->dim * sizeof(float));
+    s->k_ = (float *)tfm__arena_take(a, heads * cap * hd * sizeof(float));
+    s->v_ = (float *)tfm__arena_take(a, heads * cap * hd * sizeof(float));
+    s->slot_pos_ = (int32_t *)tfm__arena_take(a, heads * cap * sizeof(int32_t));
+    s->slot_score_ = (float *)tfm__arena_take(a, heads * cap * sizeof(float));
+    s->n_used_ = (int32_t *)tfm__arena_take(a, heads * sizeof(int32_t));
+    s->x_ = (float *)tfm__arena_take(a, B * (size_t)hp->dim * sizeof(float));
+    s->xb_ = (float *)tfm__arena_take(a, B * max_in * sizeof(float));
+    s->q_ = (float *)tfm__arena_take(a, B * (nq + 2 * nkv) * sizeof(float));
+    s->att_ = (float *)tfm__arena_take(a, B * nq * sizeof(float));
+    s->hb_ = (float *)tfm__arena_take(a, B * (size_t)hp->ffn_dim * sizeof(float));
+    s->hb2_ = (float *)tfm__arena_take(a, B * (size_t)hp->ffn_dim * sizeof(float));
+    s->probs_ = (float *)tfm__arena_take(a, ((size_t)hp->n_head + (size_t)hp->n_head_kv) * cap * sizeof(float));
+    s->xq_ = tfm__arena_take(a, B * (max_in / TFM_QK + 1) * sizeof(tfm_block_q8_0));
+    s->rope_inv_freq_ = (float *)tfm__arena_take(a, ((size_t)hp->rope_dim / 2 + 1) * sizeof(float));
+    s->rope_cs_ = (float *)tfm__arena_take(a, B * ((size_t)hp->rope_dim + 1) * sizeof(float));
+    s->wrow_ = (float *)tfm__arena_take(a, (size_t)s->cfg.n_threads * max_in * sizeof(float));
+    s->wrow_stride_ = (int64_t)max_in;
+    s->row_logits_ = (float *)tfm__arena_take(a, (nseq < B ? nseq : B) * (size_t)hp->n_vocab * sizeof(float));
+    s->seq_last_ = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
+    s->seq_count_ = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
+    s->pos_rows_ = (int32_t *)tfm__arena_take(a, B * sizeof(int32_t));
+    s->head_rows_ = (int32_t *)tfm__arena_take(a, B * sizeof(int32_t));
+}
+
+TFMDEF tfm_result tfm_session_heap_size(const tfm_model *m, const tfm_session_config *cfg, size_t *bytes) {
+    tfm_session s;
+    tfm__arena a;
+    tfm_result rc;
+    if (!bytes) return TFM_ERR_ARG;
+    memset(&s, 0, sizeof s);
+    rc = tfm__session_resolve(m, cfg, &s.cfg, &s.capacity, s.error, sizeof s.error);
+    if (rc != TFM_OK) return rc;
+    s.model = m;
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__session_layout(&s, &a);
+    if (a.used == SIZE_MAX) return TFM_ERR_NOMEM;
+    *bytes = a.used + 64;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_seq_reset(tfm_session *s, int32_t seq) {
+    const tfm_hparams *hp;
+    size_t i, n;
+    if (!s || !s->model || seq < 0 || seq >= tfm__sess_nseq(s)) return TFM_ERR_ARG;
+    hp = &s->model->hp;
+    n = (size_t)hp->n_layer * (size_t)hp->n_head_kv;
+    for (i = 0; i < n; i++) s->n_used_[(size_t)seq * n + i] = 0;
+    s->n_pos[seq] = 0;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_session_init_preallocated(tfm_session *s, const tfm_model *m, const tfm_session_config *cfg, void *heap, size_t heap_size) {
+    tfm__arena a;
+    size_t need;
+    tfm_result rc;
+    int32_t i;
+    if (!s) return TFM_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    rc = tfm__session_resolve(m, cfg, &s->cfg, &s->capacity, s->error, sizeof s->error);
+    if (rc != TFM_OK) return rc;
+    s->model = m;
+    tfm_session_heap_size(m, cfg, &need);
+    if (!heap || heap_size < need) { tfm__set_error(s->error, sizeof s->error, "session heap too small", NULL, 0); return TFM_ERR_BUFFER; }
+    a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
+    tfm__session_layout(s, &a);
+    for (i = 0; i < m->hp.rope_dim / 2; i++)
+        s->rope_inv_freq_[i] = 1.0f / TFM_POWF(m->hp.rope_base, (float)(2 * i) / (float)m->hp.rope_dim);
+    for (i = 0; i < s->cfg.n_seq; i++) tfm_seq_reset(s, i);
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_session_init(tfm_session *s, const tfm_model *m, const tfm_session_config *cfg) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!s) return TFM_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    rc = tfm_session_heap_size(m, cfg, &need);
+    if (rc != TFM_OK) return tfm_session_init_preallocated(s, m, cfg, NULL, 0); /* names it */
+    heap = TFM_MALLOC(need);
+    if (!heap) { tfm__set_error(s->error, sizeof s->error, "out of memory for the session", NULL, 0); return TFM_ERR_NOMEM; }
+    rc = tfm_session_init_preallocated(s, m, cfg, heap, need);
+    if (rc != TFM_OK) { TFM_FREE(heap); return rc; }
+    s->heap_ = heap;
+    return TFM_OK;
+}
+
+TFMDEF void tfm_session_free(tfm_session *s) {
+    if (!s) return;
+    if (s->heap_) TFM_FREE(s->heap_);
+    memset(s, 0, sizeof *s);
+}
+
+TFMDEF const float *tfm_session_logits(const tfm_session *s, int32_t seq) {
+    if (!s || !s->logits || seq < 0 || seq >= s->cfg.n_seq) return NULL;
+    return s->logits + (size_t)seq * (size_t)s->model->hp.n_vocab;
+}
+
+TFMDEF tfm_result tfm_seq_copy(tfm_session *s, int32_t dst, int32_t src) {
+    const tfm_hparams *hp;
+    int32_t l, h;
+    if (!s || !s->model || dst < 0 || src < 0 || dst >= s->cfg.n_seq || src >= s->cfg.n_seq) return TFM_ERR_ARG;
+    if (dst == src) return TFM_OK;
+    hp = &s->model->hp;
+    for (l = 0; l < hp->n_layer; l++)
+        for (h = 0; h < hp->n_head_kv; h++) {
+            size_t di = tfm__cache_index(s, dst, l, h), si = tfm__cache_index(s, src, l, h);
+            size_t n = (size_t)s->n_used_[si], cap = (size_t)s->capacity, hd = (size_t)hp->head_dim;
+            memcpy(s->k_ + di * cap * hd, s->k_ + si * cap * hd, n * hd * sizeof(float));
+            memcpy(s->v_ + di * cap * hd, s->v_ + si * cap * hd, n * hd * sizeof(float));
+            memcpy(s->slot_pos_ + di * cap, s->slot_pos_ + si * cap, n * sizeof(int32_t));
+            memcpy(s->slot_score_ + di * cap, s->slot_score_ + si * cap, n * sizeof(float));
+            s->n_used_[di] = (int32_t)n;
+        }
+    s->n_pos[dst] = s->n_pos[src];
+    memcpy(s->logits + (size_t)dst * (size_t)hp->n_vocab, s->logits + (size_t)src * (size_t)hp->n_vocab, (size_t)hp->n_vocab * sizeof(float));
+    memcpy(s->hidden + (size_t)dst * (size_t)hp->dim, s->hidden + (size_t)src * (size_t)hp->dim, (size_t)hp->dim * sizeof(float));
+    return TFM_OK;
+}
+
+TFMDEF int32_t tfm_seq_kept(const tfm_session *s, int32_t seq, int32_t layer, int32_t kv_head, int32_t *pos, int32_t cap) {
+    size_t ci;
+    int32_t n, i;
+    if (!s || !s->model || seq < 0 || seq >= s->cfg.n_seq || layer < 0 || layer >= s->model->hp.n_layer || kv_head < 0 || kv_head >= s->model->hp.n_head_kv) return 0;
+    ci = tfm__cache_index(s, seq, layer, kv_head);
+    n = s->n_used_[ci];
+    for (i = 0; i < n && i < cap && pos; i++) pos[i] = s->slot_pos_[ci * (size_t)s->capacity + (size_t)i];
+    return n;
+}
+
+/* The slot to evict among n kept ones (the newest token at position cur included). */
+static int32_t tfm__choose_victim(const tfm_kv_config *kv, const int32_t *pos, const float *score, int32_t n, int32_t cur) {
+    int32_t i, best = -1;
+    if (kv->policy == TFM_KV_WINDOW) {
+        for (i = 0; i < n; i++)
+            if (pos[i] >= kv->n_sink && (best < 0 || pos[i] < pos[best])) best = i;
+        return best;
+    }
+    for (i = 0; i < n; i++) {
+        if (pos[i] < kv->n_sink || pos[i] > cur - kv->n_recent) continue; /* protected */
+        if (best < 0 || score[i] < score[best] || (score[i] == score[best] && pos[i] < pos[best])) best = i;
+    }
+    if (best < 0) /* everything protected: fall back to the oldest non-sink, then the oldest */
+        for (i = 0; i < n; i++)
+            if ((pos[i] >= kv->n_sink || n <= kv->n_sink) && (best < 0 || pos[i] < pos[best])) best = i;
+    return best;
+}
+
+/* ===================================================================== >>forward */
+
+typedef struct {
+    int32_t layer, seq, pos;
+    const float *q;   /* [n_head * hd] this token's queries (after RoPE) */
+    const float *k;   /* [n_head_kv * hd] this token's keys (after RoPE) */
+    const float *v;   /* [n_head_kv * hd] */
+    float *out;       /* [n_head * hd] */
+} tfm__att_row;
+
+/* One token's attention for one KV head and its group of query heads, then the cache policy. */
+static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t kvh) {
+    const tfm_hparams *hp = &s->model->hp;
+    const tfm_kv_config *kv = &s->cfg.kv;
+    const int32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, cap = s->capacity;
+    const size_t ci = tfm__cache_index(s, r->seq, r->layer, kvh);
+    float *K = s->k_ + ci * (size_t)cap * (size_t)hd, *V = s->v_ + ci * (size_t)cap * (size_t)hd;
+    int32_t *pos = s->slot_pos_ + ci * (size_t)cap;
+    float *score = s->slot_score_ + ci * (size_t)cap;
+    float *psum = s->probs_ + (size_t)(hp->n_head + kvh) * (size_t)cap;
+    const float scale = 1.0f / TFM_SQRTF((float)hd);
+    int32_t n, i, g, evicted = -1;
+    n = s->n_used_[ci];
+    TFM_ASSERT(n < cap);
+    memcpy(K + (size_t)n * hd, r->k + (size_t)kvh * hd, (size_t)hd * sizeof(float));
+    memcpy(V + (size_t)n * hd, r->v + (size_t)kvh * hd, (size_t)hd * sizeof(float));
+    pos[n] = r->pos;
+    score[n] = 0;
+    n++;
+    for (i = 0; i < n; i++) psum[i] = 0;
+    for (g = 0; g < group; g++) {
+        const int32_t h = kvh * group + g;
+        const float *q = r->q + (size_t)h * hd;
+        float *p = s->probs_ + (size_t)h * (size_t)cap, *o = r->out + (size_t)h * hd;
+        for (i = 0; i < n; i++) p[i] = tfm__dot_f32(q, K + (size_t)i * hd, hd) * scale;
+        tfm__softmax(p, n);
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (i = 0; i < n; i++) {
+            const float *vi = V + (size_t)i * hd, pi = p[i];
+            int32_t d;
+            for (d = 0; d < hd; d++) o[d] += pi * vi[d];
+            psum[i] += pi;
+        }
+    }
+    if (kv->policy == TFM_KV_FULL) { s->n_used_[ci] = n; return; }
+    for (i = 0; i < n; i++) score[i] = kv->alpha * score[i] + psum[i];
+    if (n > kv->budget) {
+        int32_t e = tfm__choose_victim(kv, pos, score, n, r->pos), last = n - 1;
+        evicted = pos[e];
+        if (s->cfg.observer) s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, evicted);
+        if (e != last) {
+            memcpy(K + (size_t)e * hd, K + (size_t)last * hd, (size_t)hd * sizeof(float));
+            memcpy(V + (size_t)e * hd, V + (size_t)last * hd, (size_t)hd * sizeof(float));
+            pos[e] = pos[last];
+            score[e] = score[last];
+        }
+        n--;
+    } else if (s->cfg.observer) {
+        s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, -1);
+    }
+    s->n_used_[ci] = n;
+}
+
+static tfm__mm_ctx tfm__mm(tfm_session *s) {
+    tfm__mm_ctx c;
+    c.n_threads = s->cfg.n_threads;
+    c.wrow = s->wrow_;
+    c.wrow_stride = s->wrow_stride_;
+    c.xq = (tfm_block_q8_0 *)s->xq_;
+    return c;
+}
+
+static void tfm__norm(const tfm_model *m, float *out, const float *x, const tfm_tensor *w, const tfm_tensor *b) {
+    if (m->arch->norm == TFM_NORM_RMS) tfm__rmsnorm(out, x, (const float *)w->data, m->hp.dim, m->hp.norm_eps);
+    else tfm__layernorm(out, x, (const float *)w->data, (const float *)b->data, m->hp.dim, m->hp.norm_eps);
+}
+
+static void tfm__bias_rows(float *y, int64_t ld, const tfm_tensor *b, int B, int64_t off) {
+    int i;
+    if (!b->data) return;
+    for (i = 0; i < B; i++) tfm__add(y + (size_t)i * ld + off, (const float *)b->data, b->ne[0]);
+}
+
+/* Attention block of one layer for the chunk's B rows (residual stream in s->x_). */
+static void tfm__attention_layer(tfm_session *s, const tfm__mm_ctx *mm, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
+    const tfm_model *m = s->model;
+    const tfm_hparams *hp = &m->hp;
+    const tfm_layer *L = &m->layers[l];
+    const int64_t dim = hp->dim, hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
+    const int neox = m->arch->pos == TFM_POS_ROPE_NEOX;
+    int b, h;
+    for (b = 0; b < B; b++) tfm__norm(m, s->xb_ + (size_t)b * dim, s->x_ + (size_t)b * dim, &L->attn_norm, &L->attn_norm_b);
+    if (L->wqkv.data) {
+        tfm__matmul(mm, &L->wqkv, s->xb_, B, s->q_, ld);
+        tfm__bias_rows(s->q_, ld, &L->bqkv, B, 0);
+    } else {
+        tfm__matmul(mm, &L->wq, s->xb_, B, s->q_, ld);
+        tfm__matmul(mm, &L->wk, s->xb_, B, s->q_ + nq, ld);
+        tfm__matmul(mm, &L->wv, s->xb_, B, s->q_ + nq + nkv, ld);
+        tfm__bias_rows(s->q_, ld, &L->bq, B, 0);
+        tfm__bias_rows(s->q_, ld, &L->bk, B, nq);
+        tfm__bias_rows(s->q_, ld, &L->bv, B, nq + nkv);
+    }
+    for (b = 0; b < B; b++) {
+        tfm__att_row r;
+        float *row = s->q_ + (size_t)b * ld;
+        r.layer = l; r.seq = seq ? seq[b] : 0; r.pos = pos[b];
+        r.q = row; r.k = row + nq; r.v = row + nq + nkv; r.out = s->att_ + (size_t)b * nq;
+        if (hp->rope_dim > 0) {
+            const float *cs = s->rope_cs_ + (size_t)b * (size_t)hp->rope_dim;
+            for (h = 0; h < hp->n_head; h++) tfm__rope(row + h * hd, cs, hp->rope_dim, neox);
+            for (h = 0; h < hp->n_head_kv; h++) tfm__rope(row + nq + h * hd, cs, hp->rope_dim, neox);
+        }
+#ifdef _OPENMP
+#pragma omp parallel for if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && (int64_t)s->n_used_[tfm__cache_index(s, r.seq, l, 0)] * nq >= 8192) num_threads(s->cfg.n_threads)
+#endif
+        for (h = 0; h < hp->n_head_kv; h++) tfm__attend_kv_head(s, &r, h);
+    }
+    tfm__matmul(mm, &L->wo, s->att_, B, s->xb_, dim);
+    tfm__bias_rows(s->xb_, dim, &L->bo, B, 0);
+    for (b = 0; b < B; b++) tfm__add(s->x_ + (size_t)b * dim, s->xb_ + (size_t)b * dim, dim);
+}
+
+static void tfm__ffn_layer(tfm_session *s, const tfm__mm_ctx *mm, int32_t l, int B) {
+    const tfm_model *m = s->model;
+    const tfm_layer *L = &m->layers[l];
+    const int64_t dim = m->hp.dim, f = m->hp.ffn_dim;
+    int64_t i, n = (int64_t)B * f;
+    int b;
+    for (b = 0; b < B; b++) tfm__norm(m, s->xb_ + (size_t)b * dim, s->x_ + (size_t)b * dim, &L->ffn_norm, &L->ffn_norm_b);
+    tfm__matmul(mm, &L->w_up, s->xb_, B, s->hb_, f);
+    tfm__bias_rows(s->hb_, f, &L->b_up, B, 0);
+    switch (m->arch->ffn) {
+    case TFM_FFN_SWIGLU:
+        tfm__matmul(mm, &L->w_gate, s->xb_, B, s->hb2_, f);
+        for (i = 0; i < n; i++) s->hb_[i] *= tfm__silu(s->hb2_[i]);
+        break;
+    case TFM_FFN_GELU: for (i = 0; i < n; i++) s->hb_[i] = tfm__gelu(s->hb_[i]); break;
+    case TFM_FFN_RELU: for (i = 0; i < n; i++) s->hb_[i] = s->hb_[i] > 0 ? s->hb_[i] : 0; break;
+    }
+    tfm__matmul(mm, &L->w_down, s->hb_, B, s->xb_, dim);
+    tfm__bias_rows(s->xb_, dim, &L->b_down, B, 0);
+    for (b = 0; b < B; b++) tfm__add(s->x_ + (size_t)b * dim, s->xb_ + (size_t)b * dim, dim);
+}
+
+/* Token (and learned position) embeddings of the chunk's rows, and their RoPE angles. */
+static void tfm__embed(tfm_session *s, const int32_t *tokens, const int32_t *pos, int B) {
+    const tfm_model *m = s->model;
+    const tfm_hparams *hp = &m->hp;
+    const size_t row = tfm_type_row_size(m->tok_embd.type, hp->dim);
+    int b, i;
+    for (b = 0; b < B; b++) {
+        float *x = s->x_ + (size_t)b * (size_t)hp->dim;
+        tfm_dequantize_row(m->tok_embd.type, (const unsigned char *)m->tok_embd.data + (size_t)tokens[b] * row, x, hp->dim);
+        if (m->pos_embd.data) {
+            const size_t prow = tfm_type_row_size(m->pos_embd.type, hp->dim);
+            float *tmp = s->xb_;
+            tfm_dequantize_row(m->pos_embd.type, (const unsigned char *)m->pos_embd.data + (size_t)(pos[b] + hp->pos_offset) * prow, tmp, hp->dim);
+            tfm__add(x, tmp, hp->dim);
+        }
+        for (i = 0; i < hp->rope_dim / 2; i++) {
+            float theta = (float)pos[b] * s->rope_inv_freq_[i];
+            s->rope_cs_[(size_t)b * (size_t)hp->rope_dim + 2 * (size_t)i] = TFM_COSF(theta);
+            s->rope_cs_[(size_t)b * (size_t)hp->rope_dim + 2 * (size_t)i + 1] = TFM_SINF(theta);
+        }
+    }
+}
+
+/* Final norm and output head for the rows that need logits. */
+static void tfm__head(tfm_session *s, const tfm__mm_ctx *mm, const int32_t *seq, int B, size_t first, float *all_logits) {
+    const tfm_model *m = s->model;
+    const int64_t dim = m->hp.dim, V = m->hp.n_vocab;
+    int b, k = 0;
+    for (b = 0; b < B; b++) {
+        int32_t q = seq ? seq[b] : 0;
+        if (!all_logits && s->seq_last_[q] != (int32_t)(first + (size_t)b)) continue;
+        tfm__norm(m, s->xb_ + (size_t)k * dim, s->x_ + (size_t)b * dim, &m->out_norm, &m->out_norm_b);
+        memcpy(s->hidden + (size_t)q * dim, s->xb_ + (size_t)k * dim, (size_t)dim * sizeof(float));
+        s->head_rows_[k] = b;
+        k++;
+    }
+    if (k == 0) return;
+    if (all_logits) {
+        tfm__matmul(mm, &m->output, s->xb_, k, all_logits + first * (size_t)V, V);
+        for (b = 0; b < B; b++) {
+            int32_t q = seq ? seq[b] : 0;
+            if (s->seq_last_[q] == (int32_t)(first + (size_t)b))
+                memcpy(s->logits + (size_t)q * V, all_logits + (first + (size_t)b) * (size_t)V, (size_t)V * sizeof(float));
+        }
+        return;
+    }
+    tfm__matmul(mm, &m->output, s->xb_, k, s->row_logits_, V);
+    for (b = 0; b < k; b++) {
+        int32_t row = s->head_rows_[b], q = seq ? seq[row] : 0;
+        memcpy(s->logits + (size_t)q * V, s->row_logits_ + (size_t)b * V, (size_t)V * sizeof(float));
+    }
+}
+
+static tfm_result tfm__eval_check(tfm_session *s, const int32_t *tokens, const int32_t *seq, size_t n) {
+    int32_t q;
+    size_t i;
+    for (q = 0; q < s->cfg.n_seq; q++) { s->seq_count_[q] = 0; s->seq_last_[q] = -1; }
+    for (i = 0; i < n; i++) {
+        q = seq ? seq[i] : 0;
+        if (q < 0 || q >= s->cfg.n_seq) { tfm__set_error(s->error, sizeof s->error, "sequence id out of range", NULL, 0); return TFM_ERR_ARG; }
+        if (tokens[i] < 0 || tokens[i] >= s->model->hp.n_vocab) {
+            tfm__set_error(s->error, sizeof s->error, "token id out of range: ", NULL, 0);
+            tfm__append_u64(s->error, sizeof s->error, (uint64_t)(uint32_t)tokens[i]);
+            return TFM_ERR_TOKEN;
+        }
+        if (s->n_pos[q] + ++s->seq_count_[q] > s->cfg.n_ctx) {
+            tfm__set_error(s->error, sizeof s->error, "context full: n_ctx is ", NULL, 0);
+            tfm__append_u64(s->error, sizeof s->error, (uint64_t)s->cfg.n_ctx);
+            return TFM_ERR_CONTEXT;
+        }
+        s->seq_last_[q] = (int32_t)i;
+    }
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const int32_t *seq, size_t n, float *all_logits) {
+    tfm__mm_ctx mm;
+    size_t first;
+    tfm_result rc;
+    if (!s || !s->model || (!tokens && n)) return TFM_ERR_ARG;
+    if (n > (size_t)INT32_MAX) return TFM_ERR_ARG;
+    if ((rc = tfm__eval_check(s, tokens, seq, n)) != TFM_OK) return rc;
+    mm = tfm__mm(s);
+    for (first = 0; first < n; first += (size_t)s->cfg.n_batch) {
+        int B = (int)(n - first < (size_t)s->cfg.n_batch ? n - first : (size_t)s->cfg.n_batch), b;
+        const int32_t *sq = seq ? seq + first : NULL;
+        int32_t l;
+        for (b = 0; b < B; b++) s->pos_rows_[b] = s->n_pos[sq ? sq[b] : 0]++; /* next position of its sequence */
+        tfm__embed(s, tokens + first, s->pos_rows_, B);
+        for (l = 0; l < s->model->hp.n_layer; l++) {
+            tfm__attention_layer(s, &mm, l, sq, s->pos_rows_, B);
+            tfm__ffn_layer(s, &mm, l, B);
+        }
+        tfm__head(s, &mm, sq, B, first, all_logits);
+    }
+    return TFM_OK;
+}
+
 /* ===================================================================== >>tokenizer */
 /* >>tokenizer-impl-begin */
+TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes) { (void)g; *bytes = 0; return TFM_OK; }
+TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size) {
+    int64_t id;
+    (void)heap; (void)heap_size;
+    memset(v, 0, sizeof *v);
+    v->bos_id = tfm_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &id) ? (int32_t)id : -1;
+    v->eos_id = tfm_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id) ? (int32_t)id : -1;
+    return TFM_OK;
+}
 /* >>tokenizer-impl-end */
+
+/* ===================================================================== >>sampler */
+
+TFMDEF int32_t tfm_argmax(const float *x, int32_t n) {
+    int32_t i, best = 0;
+    if (!x || n <= 0) return -1;
+    for (i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n) {
+    double sum = 0;
+    float max, lse;
+    int32_t i;
+    if (!logits || !out || n <= 0) return;
+    max = logits[tfm_argmax(logits, n)];
+    for (i = 0; i < n; i++) sum += (double)TFM_EXPF(logits[i] - max);
+    lse = max + TFM_LOGF((float)sum);
+    for (i = 0; i < n; i++) out[i] = logits[i] - lse;
+}
+
+TFMDEF tfm_result tfm_sampler_heap_size(int32_t n_vocab, size_t *bytes) {
+    if (!bytes || n_vocab <= 0) return TFM_ERR_ARG;
+    *bytes = (size_t)n_vocab * (sizeof(float) + sizeof(int32_t)) + 128;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_sampler_init_preallocated(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab, void *heap, size_t heap_size) {
+    size_t need;
+    tfm__arena a;
+    if (!s) return TFM_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    if (tfm_sampler_heap_size(n_vocab, &need) != TFM_OK || !heap || heap_size < need) return heap ? TFM_ERR_BUFFER : TFM_ERR_ARG;
+    if (cfg) s->cfg = *cfg;
+    if (!(s->cfg.temperature >= 0) || s->cfg.top_k < 0 || !(s->cfg.top_p >= 0) || !(s->cfg.min_p >= 0 && s->cfg.min_p <= 1) || !(s->cfg.repeat_penalty >= 0) || s->cfg.repeat_last_n < 0)
+        return TFM_ERR_ARG;
+    if (s->cfg.repeat_last_n == 0) s->cfg.repeat_last_n = 64;
+    s->n_vocab = n_vocab;
+    s->rng = s->cfg.seed ? s->cfg.seed : 0x9e3779b97f4a7c15ull;
+    a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
+    s->probs = (float *)tfm__arena_take(&a, (size_t)n_vocab * sizeof(float));
+    s->idx = (int32_t *)tfm__arena_take(&a, (size_t)n_vocab * sizeof(int32_t));
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_sampler_init(tfm_sampler *s, const tfm_sampler_config *cfg, int32_t n_vocab) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!s) return TFM_ERR_ARG;
+    memset(s, 0, sizeof *s);
+    if ((rc = tfm_sampler_heap_size(n_vocab, &need)) != TFM_OK) return rc;
+    if (!(heap = TFM_MALLOC(need))) return TFM_ERR_NOMEM;
+    if ((rc = tfm_sampler_init_preallocated(s, cfg, n_vocab, heap, need)) != TFM_OK) { TFM_FREE(heap); return rc; }
+    s->heap_ = heap;
+    return TFM_OK;
+}
+
+TFMDEF void tfm_sampler_free(tfm_sampler *s) {
+    if (!s) return;
+    if (s->heap_) TFM_FREE(s->heap_);
+    memset(s, 0, sizeof *s);
+}
+
+/* splitmix64: small, good enough, the same on every platform */
+static uint64_t tfm__rng_next(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float tfm__rng_float(uint64_t *state) { return (float)(tfm__rng_next(state) >> 40) / 16777216.0f; }
+
+/* Sorts candidate ids by probability, descending (ties: lower id first); heap sort, no libc. */
+static int tfm__cand_before(const float *p, int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); }
+static void tfm__cand_sift(const float *p, int32_t *idx, int32_t root, int32_t n) {
+    for (;;) {
+        int32_t child = 2 * root + 1, t;
+        if (child >= n) return;
+        if (child + 1 < n && tfm__cand_before(p, idx[child + 1], idx[child]) == 0) child++;
+        if (tfm__cand_before(p, idx[child], idx[root]) == 0) { t = idx[root]; idx[root] = idx[child]; idx[child] = t; root = child; }
+        else return;
+    }
+}
+/* Min-heap by "before" order inverted: the result is descending. */
+static void tfm__cand_sort(const float *p, int32_t *idx, int32_t n) {
+    int32_t i, t;
+    for (i = n / 2 - 1; i >= 0; i--) tfm__cand_sift(p, idx, i, n);
+    for (i = n - 1; i > 0; i--) { t = idx[0]; idx[0] = idx[i]; idx[i] = t; tfm__cand_sift(p, idx, 0, i); }
+}
+
+static void tfm__apply_repeat_penalty(tfm_sampler *s, const int32_t *hist, size_t n_hist) {
+    size_t i, j, start;
+    float pen = s->cfg.repeat_penalty;
+    if (!(pen > 0) || pen == 1.0f || !hist) return;
+    start = n_hist > (size_t)s->cfg.repeat_last_n ? n_hist - (size_t)s->cfg.repeat_last_n : 0;
+    for (i = start; i < n_hist; i++) {
+        int32_t t = hist[i];
+        int seen = 0;
+        if (t < 0 || t >= s->n_vocab) continue;
+        for (j = start; j < i && !seen; j++) seen = hist[j] == t; /* penalize each token once */
+        if (!seen) s->probs[t] = s->probs[t] > 0 ? s->probs[t] / pen : s->probs[t] * pen;
+    }
+}
+
+TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *history, size_t n_history) {
+    int32_t i, n, V;
+    float max, sum, cut, r, acc;
+    if (!s || !logits || !s->probs) return -1;
+    V = s->n_vocab;
+    if (s->cfg.temperature == 0) return tfm_argmax(logits, V);
+    memcpy(s->probs, logits, (size_t)V * sizeof(float));
+    tfm__apply_repeat_penalty(s, history, n_history);
+    max = s->probs[tfm_argmax(s->probs, V)];
+    for (i = 0, sum = 0; i < V; i++) { s->probs[i] = TFM_EXPF((s->probs[i] - max) / s->cfg.temperature); sum += s->probs[i]; }
+    for (i = 0; i < V; i++) s->probs[i] /= sum;
+    cut = s->cfg.min_p;
+    for (i = 0, n = 0; i < V; i++)
+        if (s->probs[i] > 0) s->idx[n++] = i;
+    tfm__cand_sort(s->probs, s->idx, n);
+    if (s->cfg.top_k > 0 && s->cfg.top_k < n) n = s->cfg.top_k;
+    if (s->cfg.top_p > 0 && s->cfg.top_p < 1) {
+        for (i = 0, acc = 0; i < n; i++) {
+            acc += s->probs[s->idx[i]];
+            if (acc >= s->cfg.top_p) { n = i + 1; break; }
+        }
+    }
+    if (cut > 0) {
+        float floor_p = cut * s->probs[s->idx[0]];
+        for (i = 1; i < n; i++)
+            if (s->probs[s->idx[i]] < floor_p) { n = i; break; }
+    }
+    for (i = 0, sum = 0; i < n; i++) sum += s->probs[s->idx[i]];
+    r = tfm__rng_float(&s->rng) * sum;
+    for (i = 0, acc = 0; i < n; i++) {
+        acc += s->probs[s->idx[i]];
+        if (r < acc) return s->idx[i];
+    }
+    return s->idx[n - 1];
+}
+
+/* ===================================================================== >>search */
+/* >>search-impl-begin */
+/* >>search-impl-end */
 
 #endif /* TFM__IMPLEMENTED */
 #endif /* TFM_IMPLEMENTATION */

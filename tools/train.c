@@ -1332,17 +1332,17 @@ TRDEF double tr_grad_norm(const tr_model *m) {
     return sqrt(s);
 }
 
-/* One AdamW update (step counts from 0); gradients clipped to a global norm of h->clip. */
+/* One AdamW update (step counts from 0); gradients clipped to a global norm of h->clip.
+   Weight decay only on matrices (tensor decay flag), decoupled from the gradient. */
 TRDEF void tr_adamw(tr_model *m, const tr_hparams *h, int step, double lr, double gnorm) {
     double c1 = 1 - pow(h->beta1, step + 1), c2 = 1 - pow(h->beta2, step + 1);
-    real gscale = (real)(gnorm > h->clip ? h->clip / gnorm : 1.0);
+    real gscale = (real)(gnorm > h->clip ? h->clip / gnorm : 1.0), b1 = (real)h->beta1, b2 = (real)h->beta2;
+    TR_PARALLEL_FOR
     for (int t = 0; t < m->n_tensors; t++) {
         const tr_tensor *T = &m->tensors[t];
-        real wd = (real)(T->decay ? lr * h->weight_decay : 0), b1 = (real)h->beta1, b2 = (real)h->beta2;
-        int64_t n = T->ne0 * T->ne1;
+        real wd = (real)(T->decay ? lr * h->weight_decay : 0);
         real *p = m->p + T->off, *g = m->g + T->off, *m1 = m->m1 + T->off, *m2 = m->m2 + T->off;
-        TR_PARALLEL_FOR
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; i < T->ne0 * T->ne1; i++) {
             real gi = g[i] * gscale;
             m1[i] = b1 * m1[i] + (1 - b1) * gi;
             m2[i] = b2 * m2[i] + (1 - b2) * gi * gi;
@@ -1673,7 +1673,8 @@ TRDEF void tr_usage(void) {
         "  --seed N --steps N --batch N --warmup N --lr X --min-lr-frac X --wd X --clip X\n"
         "  --dim N --layers N --heads N --kv-heads N --ffn N --vocab N --ctx N\n"
         "  --eval-every N --ckpt-every N --log-every N\n"
-        "threads: OMP_NUM_THREADS (results do not depend on it)\n");
+        "  --threads N         OpenMP threads (default OMP_NUM_THREADS or all); results do not depend on it.\n"
+        "                    On a busy machine use 1, or OMP_WAIT_POLICY=passive: spinning threads stall.\n");
 }
 
 TRDEF int tr_parse_args(tr_options *o, int argc, char **argv, int *first_id) {
@@ -1707,6 +1708,13 @@ TRDEF int tr_parse_args(tr_options *o, int argc, char **argv, int *first_id) {
         if (!strcmp(a, "--seed") && val) { o->h.seed = strtoull(val, NULL, 10); i++; continue; }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
         if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (!strcmp(a, "--threads") && val) {
+#ifdef _OPENMP
+            omp_set_num_threads(atoi(val) > 0 ? atoi(val) : 1);
+#endif
+            i++;
+            continue;
+        }
         if (!strcmp(a, "--dump-logits") && val) { o->dump = val; *first_id = i + 2; return 0; }
         fprintf(stderr, "train: unknown or incomplete option %s\n", a);
         return -1;

@@ -68,6 +68,27 @@ int main(int argc, char **argv) {
     failures += !(worst < tol);
     printf("%s: the held-out sequence fills the context (%d of %d positions)\n", n == m.max_t ? "ok  " : "FAIL", n, m.max_t);
     failures += n != m.max_t;
+    /* The model must predict unseen text better than the best context-free guess: the unigram
+       distribution fitted to the very tokens being predicted (an optimistic baseline). */
+    {
+        double model_nll = 0, unigram_nll = 0;
+        int *count = (int *)tr_alloc((size_t)V * sizeof *count);
+        for (int t = 1; t < n; t++) count[ids[t]]++;
+        for (int t = 1; t < n; t++) {
+            const float *z = tl + (size_t)(t - 1) * V;
+            double mx = z[0], sum = 0;
+            for (int k = 1; k < V; k++) mx = z[k] > mx ? z[k] : mx;
+            for (int k = 0; k < V; k++) sum += exp(z[k] - mx);
+            model_nll += log(sum) + mx - z[ids[t]];
+            unigram_nll -= log((double)count[ids[t]] / (n - 1));
+        }
+        model_nll /= n - 1;
+        unigram_nll /= n - 1;
+        printf("%s: held-out loss %.3f nats/token (perplexity %.1f) < %.3f of a unigram fitted to the same tokens\n",
+               model_nll < unigram_nll ? "ok  " : "FAIL", model_nll, exp(model_nll), unigram_nll);
+        failures += !(model_nll < unigram_nll);
+        free(count);
+    }
     free(tl);
     free(ids);
     free(ids32);

@@ -1301,7 +1301,7 @@ typedef struct {
 
 TRDEF tr_hparams tr_hparams_defaults(tr_hparams h) {
     if (!h.batch) h.batch = 16;
-    if (!h.steps) h.steps = 3000;
+    if (!h.steps) h.steps = 1500;
     if (!h.warmup) h.warmup = 100;
     if (h.lr == 0) h.lr = 2e-3;
     if (h.min_lr_frac == 0) h.min_lr_frac = 0.1;

@@ -1,9 +1,9 @@
 /* train.c - trains tfm.h's default model (a small Llama) on the King James Bible, in plain C.
 
-   USAGE
+   USAGE (reproduces models/tfm-kjv.gguf bit for bit; see models/README.md)
      bible -l100000 "Genesis 1:1-Revelation 22:21" > build/kjv.txt
-     cc -std=c99 -O3 -march=native -ffp-contract=off -fopenmp tools/train.c -o build/train -lm
-     OMP_NUM_THREADS=2 build/train --corpus build/kjv.txt --out models/tfm-kjv.gguf
+     cc -std=c99 -O2 -march=native -ffp-contract=off -fopenmp tools/train.c -o build/train -lm
+     OMP_WAIT_POLICY=passive build/train --corpus build/kjv.txt --out models/tfm-kjv.gguf --threads 2
    `build/train --help` lists the options; the defaults are the shipped model's settings.
    Other modes: --dump-logits MODEL.gguf ID... prints the logits this program's forward pass gives
    for a token sequence; --sample MODEL.gguf [--prompt TEXT] prints generated text.
@@ -21,14 +21,17 @@
      3. Trains a Llama (RMSNorm, RoPE on adjacent pairs, grouped-query attention, SwiGLU, tied
         output head) with hand-written forward and backward passes, AdamW, warmup + cosine
         learning rate, global gradient clipping. Each training sequence is <s> followed by the
-        tokens from a random verse start on.
+        tokens from a random verse start on (verses run on, one space apart). Held-out loss is
+        measured on <s> + whole held-out verses per window, each held-out token scored once.
      4. Writes the weights and vocabulary as an F32 GGUF that tfm.h (and other GGUF readers) run.
 
    DETERMINISM
      Everything follows from --seed. Threads (OpenMP) only split work over independent outputs
      (rows of a matrix product, attention (sequence, KV head) pairs, parameters); every sum runs
      in a fixed order inside one thread, so the result does not depend on the thread count.
-     Build with -ffp-contract=off so that no compiler fuses a*b+c differently on another CPU.
+     Build with -ffp-contract=off so that no compiler fuses a*b+c (clang does by default); then
+     -O level, -march and thread count leave the bits unchanged. Training's exp is tr_expf
+     (plain IEEE arithmetic); only initialization uses libm (log, cos, sin, pow in double).
 
    PRECISION
      Math is written over `real` (float; -DTRAIN_DOUBLE makes it double, which the gradient
@@ -614,9 +617,9 @@ TRDEF int tr_vocab_train(tr_vocab *v, const tr_corpus *c, int vocab_size) {
         qsort(chars, (size_t)n_chars, sizeof *chars, tr_cmp_str);
         tr_vocab_base(v);
         for (i = 0; i < (size_t)n_merged; i++)
-            tr_vocab_add(v, b.sym[merged[i]], b.sym_len[merged[i]], -(float)(v->n - TR_FIRST_LEARNED), 1);
+            tr_vocab_add(v, b.sym[merged[i]], b.sym_len[merged[i]], (float)(TR_FIRST_LEARNED - v->n), 1);
         for (i = 0; i < (size_t)n_chars; i++)
-            tr_vocab_add(v, chars[i], (int)strlen(chars[i]), -(float)(v->n - TR_FIRST_LEARNED), 1);
+            tr_vocab_add(v, chars[i], (int)strlen(chars[i]), (float)(TR_FIRST_LEARNED - v->n), 1);
         free(chars);
         ok = 1;
     }

@@ -89,6 +89,32 @@ int main(int argc, char **argv) {
         failures += !(model_nll < unigram_nll);
         free(count);
     }
+    /* Greedy decoding, token by token through tfm.h's KV cache, against the trainer's
+       full-recompute generation: the same 64 new tokens. */
+    {
+        int gen[80], n_gen, same = 1, first_diff = -1;
+        int32_t tok32;
+        tr_rng rng;
+        rng.s = 1;
+        gen[0] = TR_BOS;
+        n_gen = 1 + tr_encode_text(&v, "And God said", gen + 1);
+        {
+            int n_prompt = n_gen;
+            n_gen = tr_generate(&m, gen, n_gen, n_prompt + 64, 0, &rng);
+            tfm_seq_reset(&s, 0);
+            for (int i = 0; i < n_prompt; i++) ids32[i] = gen[i];
+            r = tfm_session_eval(&s, ids32, NULL, (size_t)n_prompt, NULL);
+            for (int i = n_prompt; r == TFM_OK && i < n_gen; i++) {
+                tok32 = tfm_argmax(tfm_session_logits(&s, 0), V);
+                if (tok32 != gen[i] && same) { same = 0; first_diff = i; }
+                r = tfm_session_eval(&s, &tok32, NULL, 1, NULL);
+            }
+            printf("%s: greedy continuation of \"And God said\": tfm.h (KV cache) and trainer agree on %d new tokens%s\n",
+                   same && r == TFM_OK ? "ok  " : "FAIL", n_gen - n_prompt, same ? "" : " (they do not)");
+            if (!same) printf("      first difference at position %d\n", first_diff);
+            failures += !(same && r == TFM_OK);
+        }
+    }
     free(tl);
     free(ids);
     free(ids32);

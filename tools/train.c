@@ -1902,6 +1902,7 @@ done:
 int main(int argc, char **argv) {
     tr_options o;
     int first_id;
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { tr_usage(); return 0; }
     if (tr_parse_args(&o, argc, argv, &first_id)) { tr_usage(); return 2; }
     if (o.dump) return tr_dump_logits(o.dump, argc, argv, first_id);
     if (o.sample) return tr_sample_cmd(&o);

@@ -1658,7 +1658,7 @@ typedef struct {
     tr_config c;
     tr_hparams h;
     const char *corpus, *out, *ckpt, *name, *dump, *sample, *prompt;
-    int resume, stop_at, quiet, eval_every, ckpt_every, log_every, n_sample;
+    int resume, stop_at, quiet, eval_every, ckpt_every, log_every, n_sample, n_dump;
     double temp;
 } tr_options;
 
@@ -1718,24 +1718,33 @@ TRDEF int tr_parse_args(tr_options *o, int argc, char **argv, int *first_id) {
             i++;
             continue;
         }
-        if (!strcmp(a, "--dump-logits") && val) { o->dump = val; *first_id = i + 2; return 0; }
+        if (!strcmp(a, "--dump-logits") && val) {
+            /* the ids follow the model path; options may come after them */
+            o->dump = val;
+            *first_id = i + 2;
+            for (i += 2; i < argc && argv[i][0] >= '0' && argv[i][0] <= '9'; i++) o->n_dump++;
+            i--;
+            continue;
+        }
         fprintf(stderr, "train: unknown or incomplete option %s\n", a);
         return -1;
     }
     return 0;
 }
 
-TRDEF int tr_dump_logits(const char *path, int argc, char **argv, int first) {
+TRDEF int tr_dump_logits(const char *path, int n, char **argv, int first) {
     tr_model m;
     tr_vocab v;
-    int n = argc - first, *ids;
+    int *ids;
     if (n < 1) { fprintf(stderr, "train: --dump-logits needs token ids\n"); return 1; }
     if (tr_load_gguf(path, &m, &v, 1, 0)) return 1;
     if (n > m.max_t) { fprintf(stderr, "train: more ids than the context (%d)\n", m.max_t); return 1; }
     ids = (int *)tr_alloc((size_t)n * sizeof *ids);
     for (int i = 0; i < n; i++) {
-        ids[i] = atoi(argv[first + i]);
-        if (ids[i] < 0 || ids[i] >= v.n) { fprintf(stderr, "train: id %s out of range\n", argv[first + i]); return 1; }
+        char *end;
+        long id = strtol(argv[first + i], &end, 10);
+        ids[i] = (int)id;
+        if (*end || id < 0 || id >= v.n) { fprintf(stderr, "train: bad token id %s (0..%d)\n", argv[first + i], v.n - 1); return 1; }
     }
     tr_forward(&m, ids, NULL, 1, n, NULL);
     for (int t = 0; t < n; t++) {
@@ -1904,7 +1913,7 @@ int main(int argc, char **argv) {
     int first_id;
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) { tr_usage(); return 0; }
     if (tr_parse_args(&o, argc, argv, &first_id)) { tr_usage(); return 2; }
-    if (o.dump) return tr_dump_logits(o.dump, argc, argv, first_id);
+    if (o.dump) return tr_dump_logits(o.dump, o.n_dump, argv, first_id);
     if (o.sample) return tr_sample_cmd(&o);
     if (!o.corpus) { tr_usage(); return 2; }
     return tr_train(&o);

@@ -1373,8 +1373,9 @@ TRDEF void tr_sample_batch(const tr_stream *s, tr_rng *rng, int B, int T, int *t
         tr_make_sequence(s, s->verse_start[tr_rng_below(rng, usable)], T, tok + (size_t)b * T, tgt + (size_t)b * T);
 }
 
-/* Held-out windows: <s> plus as many whole verses as fit in T targets, every token scored
-   exactly once. Returns the window count; starts[] (if not NULL) receives each first token. */
+/* Held-out windows: <s> plus as many whole verses as fit in T targets, so every token is scored
+   once (only a single verse longer than T would lose its tail; the KJV's longest is about 170
+   tokens). Returns the window count; starts[] (if not NULL) receives each first token. */
 TRDEF size_t tr_eval_windows(const tr_stream *s, int T, size_t *starts) {
     size_t v = 0, n = 0;
     while (v < s->n_verses) {

@@ -1374,8 +1374,8 @@ TRDEF void tr_sample_batch(const tr_stream *s, tr_rng *rng, int B, int T, int *t
 }
 
 /* Held-out windows: <s> plus as many whole verses as fit in T targets, so every token is scored
-   once (only a single verse longer than T would lose its tail; the KJV's longest is about 170
-   tokens). Returns the window count; starts[] (if not NULL) receives each first token. */
+   once (only a verse longer than T would lose its tail; with T = 256 every held-out token of
+   the KJV is scored). Returns the window count; starts[] (if not NULL) receives each first token. */
 TRDEF size_t tr_eval_windows(const tr_stream *s, int T, size_t *starts) {
     size_t v = 0, n = 0;
     while (v < s->n_verses) {

@@ -12,7 +12,7 @@ N        ?= 120
 EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
 
-TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler $(B)/test_noalloc
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler $(B)/test_train $(B)/test_train_grad $(B)/test_train_tfm $(B)/test_noalloc
 
 .PHONY: all run test test-san bench model firmware clean bench-beams
 all: $(EXAMPLES)
@@ -70,6 +70,13 @@ kv-eval: $(B)/kv_eval
 	$(B)/kv_eval -m $(MODEL) --name tfm-kjv --text docs/kv-eval-kjv.txt --lines --sweep > $(B)/kv-eval-tfm-kjv.jsonl
 	$(B)/kv_eval -m $(MODEL) --name tfm-kjv --text docs/kv-eval-kjv.txt --lines --sweep --a2sf-only --recent-frac 0.5 > $(B)/kv-eval-tfm-kjv-recent.jsonl
 	$(B)/kv_eval --report docs/kv-eval.md --svg docs/kv-eval.svg $(KV_EVAL_RUNS)
+
+# ---- the default model (models/README.md): retrains models/tfm-kjv.gguf from the KJV (Debian bible-kjv)
+model: | $(B)
+	@command -v bible >/dev/null || { echo "make model needs the KJV text: apt-get install bible-kjv"; exit 1; }
+	bible -l100000 "Genesis 1:1-Revelation 22:21" > $(B)/kjv.txt
+	$(CC) -std=c99 -O2 -march=native -ffp-contract=off $(OMP) tools/train.c -o $(B)/train -lm
+	OMP_WAIT_POLICY=passive $(B)/train --corpus $(B)/kjv.txt --out models/tfm-kjv.gguf --threads 2
 
 # ===================================================================== firmware (examples/firmware)
 # `make firmware`: tfm.h bare-metal on QEMU's mps2-an386 (Cortex-M4F), built with arm-none-eabi-gcc

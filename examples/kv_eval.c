@@ -59,6 +59,8 @@ typedef struct {
     long scored;
     int diverge_min;
     double diverge_mean;
+    long evictions, evicted_new; /* teacher-forced pass: evictions, and those of the incoming token */
+    int counting;
     size_t heap;
 } run_result;
 
@@ -329,6 +331,16 @@ static void score_segment(run_result *r, const reference *ref, int k, float *all
     }
 }
 
+/* Attention observer: counts evictions and how many of them drop the token that just arrived. */
+static void count_evictions(void *user, int32_t seq, int32_t layer, int32_t kv_head, int32_t pos, const int32_t *slot_pos,
+                            const float *p, int32_t n, int32_t evicted_pos) {
+    run_result *r = (run_result *)user;
+    (void)seq; (void)layer; (void)kv_head; (void)slot_pos; (void)p; (void)n;
+    if (!r->counting || evicted_pos < 0) return;
+    r->evictions++;
+    r->evicted_new += evicted_pos == pos;
+}
+
 static run_result evaluate(const options *o, const reference *ref, const tfm_kv_config *kv, double ratio) {
     const size_t V = (size_t)ref->m->hp.n_vocab;
     tfm_session_config c = session_config(o, ref, kv);
@@ -340,6 +352,9 @@ static run_result evaluate(const options *o, const reference *ref, const tfm_kv_
     r.kv = *kv;
     r.ratio = ratio;
     if (!all) die("out of memory", NULL);
+    c.observer = count_evictions;
+    c.observer_user = &r;
+    r.counting = 1;
     if (tfm_session_init(&s, ref->m, &c) != TFM_OK) die("session", s.error);
     tfm_session_heap_size(ref->m, &c, &r.heap);
     r.kv = s.cfg.kv; /* resolved (H2O's alpha and n_recent) */
@@ -347,6 +362,7 @@ static run_result evaluate(const options *o, const reference *ref, const tfm_kv_
         segment_logits(&s, ref, k, all);
         score_segment(&r, ref, k, all);
     }
+    r.counting = 0;
     r.diverge_min = ref->gen;
     for (k = 0; k < ref->n_greedy; k++) {
         int d = greedy(&s, ref->ids + (size_t)k * ref->len, o->prompt, ref->gen, NULL, ref->greedy + (size_t)k * ref->gen);
@@ -362,11 +378,11 @@ static void print_json(const options *o, const reference *ref, const run_result 
     const double n = r->scored ? (double)r->scored : 1;
     printf("{\"model\":\"%s\",\"policy\":\"%s\",\"ratio\":%.4g,\"budget\":%d,\"alpha\":%.4g,\"n_recent\":%d,\"n_sink\":%d,"
            "\"ppl\":%.6g,\"nll\":%.6g,\"kl\":%.6g,\"top1\":%.6g,\"diverge\":%.4g,\"diverge_min\":%d,\"gen\":%d,"
-           "\"recent_frac\":%.4g,\"tokens\":%ld,\"segments\":%d,\"len\":%d,\"heap_bytes\":%zu}\n",
+           "\"evict_new\":%.4g,\"recent_frac\":%.4g,\"tokens\":%ld,\"segments\":%d,\"len\":%d,\"heap_bytes\":%zu}\n",
            o->name, kv_policy_name(r->kv.policy), r->ratio, r->kv.policy == TFM_KV_FULL ? ref->len : r->kv.budget,
            r->kv.policy == TFM_KV_A2SF || r->kv.policy == TFM_KV_H2O ? r->kv.alpha : 0, r->kv.n_recent, r->kv.n_sink,
            exp(r->nll / n), r->nll / n, r->kl / n, r->top1 / n, ref->n_greedy ? r->diverge_mean : -1, r->diverge_min, ref->gen,
-           r->recent_frac, r->scored, ref->n_seg, ref->len, r->heap);
+           r->evictions ? (double)r->evicted_new / (double)r->evictions : 0, r->recent_frac, r->scored, ref->n_seg, ref->len, r->heap);
     fflush(stdout);
 }
 
@@ -413,7 +429,7 @@ static void sweep(const options *o, const reference *ref) {
 
 typedef struct {
     char model[64], policy[16];
-    double ratio, alpha, ppl, kl, top1, diverge, recent_frac;
+    double ratio, alpha, ppl, kl, top1, diverge, recent_frac, evict_new;
     int budget, n_recent, n_sink, gen, segments, len;
     long tokens;
 } run_line;
@@ -446,6 +462,8 @@ static int parse_run(const char *line, run_line *r) {
     if (!json_num(line, "ratio", &r->ratio) || !json_num(line, "alpha", &r->alpha) || !json_num(line, "ppl", &r->ppl) ||
         !json_num(line, "kl", &r->kl) || !json_num(line, "top1", &r->top1) || !json_num(line, "diverge", &r->diverge)) return 0;
     json_num(line, "recent_frac", &r->recent_frac);
+    r->evict_new = -1;
+    json_num(line, "evict_new", &r->evict_new);
     json_num(line, "budget", &v[0]); json_num(line, "n_recent", &v[1]); json_num(line, "n_sink", &v[2]);
     json_num(line, "gen", &v[3]); json_num(line, "segments", &v[4]); json_num(line, "len", &v[5]); json_num(line, "tokens", &v[6]);
     r->budget = (int)v[0]; r->n_recent = (int)v[1]; r->n_sink = (int)v[2];
@@ -499,9 +517,10 @@ static void group_run(model_runs *mr, const run_line *r) {
 static int cmp_double(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 
 
-/* One Markdown table: a row per series, a column per ratio. metric 0 ppl, 1 kl, 2 top1 %, 3 diverge. */
+/* One Markdown table: a row per series, a column per ratio. metric 0 ppl, 1 kl, 2 top1 %, 3 diverge,
+   4 evictions of the incoming token %. */
 static void md_table(FILE *f, const model_runs *mr, int metric, const char *title) {
-    static const char *fmt[4] = {"%.3f", "%.4f", "%.1f", "%.1f"};
+    static const char *fmt[5] = {"%.3f", "%.4f", "%.1f", "%.1f", "%.0f"};
     int i, j;
     fprintf(f, "\n%s\n\n| policy |", title);
     for (j = 0; j < mr->n_ratios; j++) fprintf(f, " %g |", mr->ratios[j]);
@@ -514,7 +533,8 @@ static void md_table(FILE *f, const model_runs *mr, int metric, const char *titl
             const run_line *r = point_at(&mr->s[i], mr->ratios[j]);
             double v;
             if (!r) { fprintf(f, " |"); continue; }
-            v = metric == 0 ? r->ppl : metric == 1 ? r->kl : metric == 2 ? 100 * r->top1 : r->diverge;
+            v = metric == 0 ? r->ppl : metric == 1 ? r->kl : metric == 2 ? 100 * r->top1 : metric == 3 ? r->diverge : 100 * r->evict_new;
+            if (metric == 4 && r->evict_new < 0) { fprintf(f, " |"); continue; }
             fprintf(f, " ");
             fprintf(f, fmt[metric], v);
             fprintf(f, " |");
@@ -537,6 +557,7 @@ static void md_model(FILE *f, const model_runs *mr) {
         snprintf(title, sizeof title, "Greedy decoding: first step that differs from FULL (mean over segments; %d = never within %d steps):", any->gen, any->gen);
         md_table(f, mr, 3, title);
     }
+    md_table(f, mr, 4, "Evictions that drop the token just read (it never serves a later query), % of evictions:");
 }
 
 /* Writes the tables into path, between the markers if the file has them. */

@@ -4,7 +4,9 @@
      --kv-budget N               kept tokens per layer and KV head: a count ("64"), or a ratio of
                                  the sequence length ("0.2", or "20%" with a percent sign), see kv_flags_budget
      --kv-alpha A                A2SF forgetting factor in [0, 1] (default 0)
-     --kv-recent N               protected most recent positions (H2O default: budget / 2)
+     --kv-recent N               protected most recent positions (H2O default: budget / 2), or a
+                                 fraction of the budget ("0.5"); A2SF does much better with one,
+                                 see docs/kv-eval.md
      --kv-sink N                 protected first positions
 
    Include after tfm.h (declarations are enough). Everything here is static: one copy per program.
@@ -29,6 +31,7 @@
 typedef struct {
     tfm_kv_config kv;       /* policy, alpha, n_recent, n_sink; budget when given as a count */
     double budget_ratio;    /* > 0: --kv-budget was a ratio of the sequence length */
+    double recent_ratio;    /* > 0: --kv-recent was a fraction of the budget */
     int budget_given;
 } kv_flags;
 
@@ -36,7 +39,8 @@ typedef struct {
     "  --kv full|a2sf|h2o|window  KV cache policy (default full)\n" \
     "  --kv-budget N              kept tokens per layer and KV head, or a ratio of the length (0.2 or 20 percent)\n" \
     "  --kv-alpha A               A2SF forgetting factor in [0, 1] (default 0)\n" \
-    "  --kv-recent N              protected most recent positions (h2o default: budget / 2)\n" \
+    "  --kv-recent N              protected most recent positions, or a fraction of the budget (0.5);\n" \
+    "                             h2o default: budget / 2; a2sf: 0, but half the budget works much better\n" \
     "  --kv-sink N                protected first positions (default 0)\n"
 
 static const char *kv_policy_name(tfm_kv_policy p) {
@@ -99,11 +103,17 @@ static int kv_flags_parse(kv_flags *f, int argc, char **argv, int *i, char *err,
         double x = strtod(v, &end);
         ok = end != v && !*end && x >= 0 && x <= 1;
         f->kv.alpha = (float)x;
-    } else if (strcmp(a, "--kv-recent") == 0) ok = kv_flags_count(v, &f->kv.n_recent);
+    } else if (strcmp(a, "--kv-recent") == 0) {
+        char *end;
+        if (strchr(v, '.')) {
+            f->recent_ratio = strtod(v, &end);
+            ok = end != v && !*end && f->recent_ratio > 0 && f->recent_ratio <= 1;
+        } else ok = kv_flags_count(v, &f->kv.n_recent);
+    }
     else if (strcmp(a, "--kv-sink") == 0) ok = kv_flags_count(v, &f->kv.n_sink);
     else { snprintf(err, errcap, "unknown flag %s", a); return -1; }
     if (!ok) {
-        snprintf(err, errcap, "bad value for %s: '%s' (policies: full a2sf h2o window; budget: a count, or a ratio like 0.2 or 20%%; alpha in [0, 1])", a, v);
+        snprintf(err, errcap, "bad value for %s: '%s' (policies: full a2sf h2o window; budget: a count, or a ratio like 0.2 or 20%%; recent: a count or a fraction like 0.5; alpha in [0, 1])", a, v);
         return -1;
     }
     (*i)++;
@@ -119,12 +129,13 @@ static int32_t kv_flags_budget(const kv_flags *f, int32_t n) {
     return b < 1 ? 1 : (int32_t)b;
 }
 
-/* The config for sequences of n tokens (a ratio budget resolves against n). Returns 0, or -1
+/* The config for sequences of n tokens (a ratio budget resolves against n, a fractional n_recent
+   against the budget). Returns 0, or -1
    with a message when a pruning policy has no budget or a budget has no pruning policy. */
 static int kv_flags_finish(const kv_flags *f, int32_t n, tfm_kv_config *out, char *err, size_t errcap) {
     *out = f->kv;
     if (f->kv.policy == TFM_KV_FULL) {
-        if (f->budget_given || f->kv.n_recent || f->kv.n_sink || f->kv.alpha != 0) {
+        if (f->budget_given || f->kv.n_recent || f->recent_ratio > 0 || f->kv.n_sink || f->kv.alpha != 0) {
             snprintf(err, errcap, "--kv-budget/--kv-alpha/--kv-recent/--kv-sink need --kv a2sf, h2o or window");
             return -1;
         }
@@ -132,6 +143,7 @@ static int kv_flags_finish(const kv_flags *f, int32_t n, tfm_kv_config *out, cha
     }
     if (!f->budget_given) { snprintf(err, errcap, "--kv %s needs --kv-budget", kv_policy_name(f->kv.policy)); return -1; }
     out->budget = kv_flags_budget(f, n);
+    if (f->recent_ratio > 0) out->n_recent = (int32_t)(f->recent_ratio * out->budget + 0.5);
     return 0;
 }
 

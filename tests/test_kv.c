@@ -9,7 +9,9 @@
 #define STORIES "../shared/models/stories260K.gguf"
 #define STORIES_IDS "../shared/ref/stories260K_once_upon_t0_n256.tokens.txt"
 #define GPT2 "../shared/models/gpt2-A/gpt2-tiny-random-A.f32.gguf"
+#ifndef DEFAULT_MODEL
 #define DEFAULT_MODEL "models/tfm-kjv.gguf"
+#endif
 #define DUMP "build/kv_attn.txt"
 #define MAXN 1200
 
@@ -127,6 +129,7 @@ static tfm_session_config config(tfm_kv_policy policy, int32_t budget, float alp
     tfm_session_config c;
     memset(&c, 0, sizeof c);
     c.n_ctx = n_ctx;
+    c.n_threads = 1; /* tiny models: threads would only spin on a shared machine */
     c.kv.policy = policy;
     c.kv.budget = budget;
     c.kv.alpha = alpha;
@@ -247,13 +250,16 @@ static void identity_h2o(const char *name, const tfm_model *m, const int32_t *id
     tfm_session_free(&sa);
 }
 
-/* Prefill in one call equals one token per call, and two sequences interleaved in one call
-   equal each run alone. */
+/* Prefill in one call (two threads) equals one token per call (one thread), and two sequences
+   interleaved in one call equal each run alone. */
 static void identity_batched(const char *name, const tfm_model *m, const int32_t *ids, int n) {
     const size_t V = (size_t)m->hp.n_vocab;
     tfm_session sb, st, s2;
     tfm_session_config c = config(TFM_KV_A2SF, n / 8, 0.2f, 2, 1, n);
-    float *lb = run_logits(m, &sb, &c, ids, n, 0), *lt, *l2;
+    float *lb, *lt, *l2;
+    c.n_threads = 2; /* attention heads in parallel where OpenMP is on */
+    lb = run_logits(m, &sb, &c, ids, n, 0);
+    c.n_threads = 1;
     int32_t *tok2 = (int32_t *)malloc(2 * (size_t)n * sizeof(int32_t)), *seq2 = (int32_t *)malloc(2 * (size_t)n * sizeof(int32_t));
     double d, d2 = 0;
     int i;
@@ -262,7 +268,7 @@ static void identity_batched(const char *name, const tfm_model *m, const int32_t
         d = max_diff(lb, lt, (size_t)n * V);
         CHECK(d <= 1e-5, "%s: batched prefill vs token by token: diff %.3g", name, d);
         CHECK(same_kept(&sb, 0, &st, 0), "%s: batched prefill keeps other positions than token by token", name);
-        printf("  %s: A2SF budget %d, prefill in one call vs token by token: max |logit diff| %.3g, kept sets equal\n", name, n / 8, d);
+        printf("  %s: A2SF budget %d, prefill in one call (2 threads) vs token by token: max |logit diff| %.3g, kept sets equal\n", name, n / 8, d);
         free(lt);
         tfm_session_free(&st);
     }
@@ -326,8 +332,9 @@ static void memory_formula(const char *name, const tfm_model *m, int32_t n_ctx) 
 static void identities(const char *name, const tfm_model *m, const int32_t *ids, int n) {
     tfm_session s;
     tfm_session_config c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
-    float *full = run_logits(m, &s, &c, ids, n, 0);
-    if (!full) return;
+    float *full;
+    c.n_threads = 2; /* the reference in parallel (OpenMP), the policies in one thread */
+    if (!(full = run_logits(m, &s, &c, ids, n, 0))) return;
     tfm_session_free(&s);
     identity_full(name, m, ids, n, full);
     identity_h2o(name, m, ids, n);
@@ -487,7 +494,7 @@ static void test_flags(void) {
     static const char *ok[] = {"--kv", "a2sf", "--kv-budget", "20%", "--kv-alpha", "0.25", "--kv-recent", "3", "--kv-sink", "1"};
     static const char *count[] = {"--kv", "h2o", "--kv-budget", "64"};
     static const char *bad[][2] = {{"--kv", "lru"}, {"--kv-budget", "0"}, {"--kv-budget", "1.5"}, {"--kv-alpha", "2"},
-                                   {"--kv-recent", "-1"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"}};
+                                   {"--kv-recent", "-1"}, {"--kv-recent", "1.5"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"}};
     kv_flags f;
     tfm_kv_config kv;
     char err[256];
@@ -496,6 +503,11 @@ static void test_flags(void) {
     CHECK(kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.policy == TFM_KV_A2SF && kv.budget == 100 && kv.alpha == 0.25f &&
           kv.n_recent == 3 && kv.n_sink == 1, "flags: budget 20%% of 500 gave %d", kv.budget);
     CHECK(flags_run(&f, 4, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.budget == 64, "flags: count budget");
+    {
+        static const char *frac[] = {"--kv", "a2sf", "--kv-budget", "0.1", "--kv-recent", "0.5"};
+        CHECK(flags_run(&f, 6, frac, err, sizeof err) >= 0 && kv_flags_finish(&f, 512, &kv, err, sizeof err) == 0 && kv.budget == 51 && kv.n_recent == 26,
+              "flags: budget 0.1 of 512 and recent 0.5 of it gave %d, %d", kv.budget, kv.n_recent);
+    }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(flags_run(&f, 2, bad[i], err, sizeof err) < 0, "flags accepted %s %s", bad[i][0], bad[i][1]);
     CHECK(flags_run(&f, 2, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) != 0, "flags: h2o without budget accepted");
     CHECK(flags_run(&f, 2, count + 2, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) != 0, "flags: budget without policy accepted");

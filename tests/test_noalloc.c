@@ -249,6 +249,7 @@ static void run_preallocated(const char *path) {
 
 int main(void) {
     static const scenario cases[] = {
+        {"tfm-kjv (default model), A2SF budget 16, 2 sequences", "models/tfm-kjv.gguf", TFM_KV_A2SF, 16, 2, 0, 1, 40},
         {"stories260K F32, full cache", "../shared/models/stories260K.gguf", TFM_KV_FULL, 0, 1, 0, 1, 48},
         {"stories260K, A2SF budget 8, 2 sequences", "../shared/models/stories260K.gguf", TFM_KV_A2SF, 8, 2, 0, 1, 48},
         {"stories260K, H2O budget 8, 3 sequences, batch 2", "../shared/models/stories260K.gguf", TFM_KV_H2O, 8, 3, 2, 1, 32},

@@ -115,6 +115,53 @@ int main(int argc, char **argv) {
             failures += !(same && r == TFM_OK);
         }
     }
+    /* tfm.h's tokenizer against the trainer's encoder (the rule the corpus was encoded with):
+       the embedded text, then every held-out verse when build/kjv.txt exists. */
+    {
+        size_t cap = 3 * strlen(held_out_text) + 8, n_out = 0, n_bad = 0, n_verses = 0;
+        int32_t *t32 = (int32_t *)tr_alloc(cap * sizeof *t32);
+        int *mine = (int *)tr_alloc(cap * sizeof *mine);
+        int k = tr_encode_text(&v, held_out_text, mine), same;
+        char *buf, *dec;
+        size_t len;
+        r = tfm_tokenize(&tm.vocab, held_out_text, strlen(held_out_text), 1, t32, cap, &n_out);
+        same = r == TFM_OK && n_out == (size_t)k + 1 && t32[0] == TR_BOS;
+        for (int i = 0; same && i < k; i++) same = t32[i + 1] == mine[i];
+        printf("%s: tfm_tokenize equals the trainer's encoder on the held-out text (%d ids)\n", same ? "ok  " : "FAIL", k);
+        failures += !same;
+        dec = (char *)tr_alloc(strlen(held_out_text) + 8);
+        r = tfm_detokenize(&tm.vocab, t32 + 1, n_out - 1, dec, strlen(held_out_text) + 8, &len);
+        same = r == TFM_OK && strcmp(dec, held_out_text) == 0;
+        printf("%s: tfm_detokenize gives the text back\n", same ? "ok  " : "FAIL");
+        failures += !same;
+        free(dec);
+        if (tr_read_file("build/kjv.txt", &buf, &len) == 0) {
+            tr_corpus c;
+            if (tr_corpus_parse(&c, buf, len) == 0) {
+                for (size_t i = 0; i < c.n_verses; i++) {
+                    const char *t = c.text + c.verse[i];
+                    size_t tl_ = strlen(t);
+                    if (!tr_is_held_out(c.chapter[i])) continue;
+                    if (3 * tl_ + 8 > cap) continue;
+                    k = tr_encode_text(&v, t, mine);
+                    r = tfm_tokenize(&tm.vocab, t, tl_, 0, t32, cap, &n_out);
+                    same = r == TFM_OK && n_out == (size_t)k;
+                    for (int j = 0; same && j < k; j++) same = t32[j] == mine[j];
+                    n_bad += !same;
+                    n_verses++;
+                }
+                tr_corpus_free(&c);
+            }
+            free(buf);
+            printf("%s: tfm_tokenize equals the trainer's encoder on %lu held-out verses (%lu differ)\n",
+                   n_verses > 500 && n_bad == 0 ? "ok  " : "FAIL", (unsigned long)n_verses, (unsigned long)n_bad);
+            failures += !(n_verses > 500 && n_bad == 0);
+        } else {
+            printf("SKIP: build/kjv.txt missing (bible -l100000 \"Genesis 1:1-Revelation 22:21\" > build/kjv.txt)\n");
+        }
+        free(t32);
+        free(mine);
+    }
     free(tl);
     free(ids);
     free(ids32);

@@ -1269,7 +1269,13 @@ typedef __m512 tfm__vf;
 #define tfm__vf_fma(a, b, c) _mm512_fmadd_ps(a, b, c) /* a * b + c */
 #define tfm__vf_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define tfm__vf_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
-TFM__INLINE float tfm__vf_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
+TFM__INLINE float tfm__vf_sum(__m512 v) { /* masked forms: the plain ones warn in GCC 12's C++ */
+    v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, 0x4e));
+    v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, 0xb1));
+    v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xffff, v, 0x4e));
+    v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xffff, v, 0xb1));
+    return _mm_cvtss_f32(_mm512_castps512_ps128(v));
+}
 #elif defined(TFM__AVX2)
 #define TFM__VL 8
 #define TFM__NR 2
@@ -1529,7 +1535,7 @@ TFM__INLINE void tfm__qtile(int q4, const unsigned char *w, size_t ws, int mr, c
         }
     }
     for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + _mm512_reduce_add_ps(acc[i][j]);
+        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + tfm__vf_sum(acc[i][j]);
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -1565,6 +1571,11 @@ static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned c
 }
 
 #if defined(TFM__AVX2_INT)
+#ifdef __F16C__
+#define TFM__H2F(h) _cvtsh_ss(h)
+#else
+#define TFM__H2F(h) tfm_fp16_to_fp32(h)
+#endif
 /* Sum of 32 products of signed bytes, as 8 int32: maddubs needs an unsigned operand, so the
    weights' signs move onto the activations (|w| <= 128, |x| <= 127: no saturation). */
 TFM__INLINE __m256i tfm__dot32_avx2(__m256i w, __m256i x) {
@@ -1588,7 +1599,7 @@ TFM__INLINE float tfm__qdot(int q4, const unsigned char *w, const tfm_block_q8_0
         memcpy(&dw, blk, 2);
         wv = q4 ? tfm__q4_bytes_avx2(blk + 2) : _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
         s = tfm__dot32_avx2(wv, _mm256_loadu_si256((const __m256i *)(const void *)x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(dw) * _cvtsh_ss(x[i].d)), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(TFM__H2F(dw) * TFM__H2F(x[i].d)), acc);
     }
     {
         __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
@@ -2265,6 +2276,37 @@ static void tfm__bias_rows(float *y, int64_t ld, const tfm_tensor *b, int B, int
     for (i = 0; i < B; i++) tfm__add(y + (size_t)i * ld + off, (const float *)b->data, b->ne[0]);
 }
 
+/* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_). KV heads are
+   independent, so threads take whole heads, each running the rows in order (a row's attention
+   sees the rows before it). Small work and observed runs stay on one thread. */
+static void tfm__attend_rows(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B, int32_t h) {
+    const tfm_hparams *hp = &s->model->hp;
+    const int64_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
+    int b;
+    for (b = 0; b < B; b++) {
+        tfm__att_row r;
+        const float *row = s->q_ + (size_t)b * ld;
+        r.layer = l; r.seq = seq ? seq[b] : 0; r.pos = pos[b];
+        r.q = row; r.k = row + nq; r.v = row + nq + nkv; r.out = s->att_ + (size_t)b * nq;
+        tfm__attend_kv_head(s, &r, h);
+    }
+}
+
+static void tfm__attention_heads(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
+    const tfm_hparams *hp = &s->model->hp;
+    int64_t work = 0;
+    int b, nt = 1;
+    int32_t h;
+    for (b = 0; b < B; b++) work += (int64_t)(pos[b] + 1) * hp->n_head * hp->head_dim; /* about the multiply-adds */
+#ifdef _OPENMP
+    if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= ((int64_t)1 << 15))
+        nt = s->cfg.n_threads < hp->n_head_kv ? s->cfg.n_threads : hp->n_head_kv;
+#pragma omp parallel for if (nt > 1) num_threads(nt) schedule(static)
+#endif
+    for (h = 0; h < hp->n_head_kv; h++) tfm__attend_rows(s, l, seq, pos, B, h);
+    (void)nt; (void)work;
+}
+
 /* Attention block of one layer for the chunk's B rows (residual stream in s->x_). */
 static void tfm__attention_layer(tfm_session *s, const tfm__mm_ctx *mm, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
     const tfm_model *m = s->model;
@@ -2285,21 +2327,14 @@ static void tfm__attention_layer(tfm_session *s, const tfm__mm_ctx *mm, int32_t 
         tfm__bias_rows(s->q_, ld, &L->bk, B, nq);
         tfm__bias_rows(s->q_, ld, &L->bv, B, nq + nkv);
     }
-    for (b = 0; b < B; b++) {
-        tfm__att_row r;
-        float *row = s->q_ + (size_t)b * ld;
-        r.layer = l; r.seq = seq ? seq[b] : 0; r.pos = pos[b];
-        r.q = row; r.k = row + nq; r.v = row + nq + nkv; r.out = s->att_ + (size_t)b * nq;
-        if (hp->rope_dim > 0) {
+    if (hp->rope_dim > 0)
+        for (b = 0; b < B; b++) {
+            float *row = s->q_ + (size_t)b * ld;
             const float *cs = s->rope_cs_ + (size_t)b * (size_t)hp->rope_dim;
             for (h = 0; h < hp->n_head; h++) tfm__rope(row + h * hd, cs, hp->rope_dim, neox);
             for (h = 0; h < hp->n_head_kv; h++) tfm__rope(row + nq + h * hd, cs, hp->rope_dim, neox);
         }
-#ifdef _OPENMP
-#pragma omp parallel for if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && (int64_t)s->n_used_[tfm__cache_index(s, r.seq, l, 0)] * nq >= 8192) num_threads(s->cfg.n_threads)
-#endif
-        for (h = 0; h < hp->n_head_kv; h++) tfm__attend_kv_head(s, &r, h);
-    }
+    tfm__attention_heads(s, l, seq, pos, B);
     tfm__matmul(mm, &L->wo, s->att_, B, s->xb_, dim);
     tfm__bias_rows(s->xb_, dim, &L->bo, B, 0);
     for (b = 0; b < B; b++) tfm__add(s->x_ + (size_t)b * dim, s->xb_ + (size_t)b * dim, dim);

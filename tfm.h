@@ -1106,6 +1106,12 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
 
 #if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__)
 #define TFM__AVX512 1
+#if defined(__GNUC__) && !defined(__clang__) && defined(__cplusplus)
+/* GCC's C++ front end warns inside the AVX-512 intrinsics (their "undefined" inputs) */
+#define TFM__GCC_PRAGMAS 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #if defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 #define TFM__AVX512_INT 1 /* int8 dot products with VNNI, block gathers with VBMI */
@@ -1269,13 +1275,7 @@ typedef __m512 tfm__vf;
 #define tfm__vf_fma(a, b, c) _mm512_fmadd_ps(a, b, c) /* a * b + c */
 #define tfm__vf_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define tfm__vf_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
-TFM__INLINE float tfm__vf_sum(__m512 v) { /* masked forms: the plain ones warn in GCC 12's C++ */
-    v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, 0x4e));
-    v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xffff, v, v, 0xb1));
-    v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xffff, v, 0x4e));
-    v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xffff, v, 0xb1));
-    return _mm_cvtss_f32(_mm512_castps512_ps128(v));
-}
+TFM__INLINE float tfm__vf_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
 #elif defined(TFM__AVX2)
 #define TFM__VL 8
 #define TFM__NR 2
@@ -1695,6 +1695,10 @@ static void tfm__matmul(const tfm__mm_ctx *c, const tfm_tensor *W, const float *
 #define tfm__matmul tfm__matmul_ref
 #endif
 
+
+#ifdef TFM__GCC_PRAGMAS
+#pragma GCC diagnostic pop
+#endif
 
 static void tfm__rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
     float ss = 0, scale;

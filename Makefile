@@ -11,7 +11,7 @@ N        ?= 120
 
 EXAMPLES := $(B)/run $(B)/bench $(B)/kv_eval
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
-TESTS    := $(B)/test_models $(B)/test_kernels $(B)/test_gguf
+TESTS    := $(B)/test_models $(B)/test_gguf
 
 .PHONY: all run test test-san bench model firmware clean
 all: $(EXAMPLES)
@@ -38,6 +38,7 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
 	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
 	@set -e; for t in $(TESTS:$(B)/test_%=$(B)/san_%); do echo "== $$t (ASan+UBSan)"; $$t; done
 	@bash tests/test_build.sh
+	@bash tests/fuzz_gguf.sh 10
 	@echo "make test: all passed"
 
 clean:

@@ -807,9 +807,10 @@ static tfm_result tfm__gguf_read_kv(tfm_gguf *g, tfm__reader *r) {
         if (r->bad) return tfm__gguf_fail(g, r->at >= r->n ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, "GGUF metadata value malformed or truncated: ", kv->key);
         if (tfm__str_eq(kv->key, "general.alignment")) {
             uint32_t a;
-            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", kv->key);
+            tfm_str none = {"", 0};
+            if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", none);
             memcpy(&a, kv->value, 4);
-            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", kv->key);
+            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", none);
             g->alignment = a;
         }
     }

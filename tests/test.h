@@ -14,7 +14,7 @@ static int test_failures = 0, test_checks = 0;
 } while (0)
 
 /* Reads a whole file; NULL (and a visible SKIP line) when it is missing. */
-static char *test_read_file(const char *path, size_t *len) {
+static inline char *test_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     char *buf;
     long n;
@@ -30,7 +30,7 @@ static char *test_read_file(const char *path, size_t *len) {
     return buf;
 }
 
-static int test_exists(const char *path) {
+static inline int test_exists(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) { printf("SKIP: %s missing\n", path); return 0; }
     fclose(f);
@@ -38,7 +38,7 @@ static int test_exists(const char *path) {
 }
 
 /* Parses the integers after the first ':' of the line that starts with `label`. */
-static int test_parse_ids(const char *text, const char *label, int *ids, int cap) {
+static inline int test_parse_ids(const char *text, const char *label, int *ids, int cap) {
     const char *p = strstr(text, label);
     int n = 0;
     if (!p) return -1;
@@ -55,7 +55,7 @@ static int test_parse_ids(const char *text, const char *label, int *ids, int cap
     return n;
 }
 
-static int test_summary(const char *name) {
+static inline int test_summary(const char *name) {
     printf("%s: %d checks, %d failures\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
 }

@@ -11,7 +11,8 @@ N        ?= 120
 
 EXAMPLES := $(B)/run $(B)/bench $(B)/kv_eval
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
-TESTS    := $(B)/test_models $(B)/test_gguf
+KERNEL_TESTS := $(B)/test_kernels $(if $(filter x86_64 amd64,$(shell uname -m)),$(B)/test_kernels_avx2)
+TESTS    := $(B)/test_models $(B)/test_gguf $(KERNEL_TESTS)
 
 .PHONY: all run test test-san bench model firmware clean
 all: $(EXAMPLES)
@@ -43,3 +44,19 @@ test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%)
 
 clean:
 	rm -rf $(B)
+
+# ---- speed: the AVX2 kernels (also where the default build takes AVX-512), NEON under qemu, bench
+$(B)/test_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
+	$(CC) -O2 -mavx2 -mfma -mf16c $(OMP) $(WARN) -Itests -I. $< -o $@ -lm
+
+$(B)/san_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
+	$(CC) $(SAN) -mavx2 -mfma -mf16c $(WARN) -Itests -I. $< -o $@ -lm
+
+# needs gcc-aarch64-linux-gnu and qemu-user (not part of make test)
+.PHONY: test-neon
+test-neon: | $(B)
+	aarch64-linux-gnu-gcc -O2 -march=armv8.2-a+dotprod -static $(WARN) -Itests -I. tests/test_kernels.c -o $(B)/test_kernels_neon -lm
+	qemu-aarch64 -cpu max $(B)/test_kernels_neon
+
+bench: $(B)/bench $(B)/gguf-random
+	@bash tools/bench-suite.sh

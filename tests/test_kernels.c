@@ -267,6 +267,9 @@ static void test_vector_kernels(void) {
 }
 
 int main(void) {
+#if defined(__AVX2__) && !defined(__AVX512F__) && defined(__GNUC__)
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) { printf("SKIP: this CPU has no AVX2/FMA\n"); return 0; }
+#endif
     (void)test_read_file; (void)test_exists; (void)test_parse_ids;
     printf("  kernels: %s\n", ISA);
     test_fp16();

@@ -1342,6 +1342,34 @@ TFM__INLINE float tfm__weight1(tfm_type t, const void *row, int64_t k) {
     return ((const float *)row)[k];
 }
 
+/* Writes (or adds) the horizontal sums of a 4 x TFM__NR tile of accumulators to y[j*ldy + i]. */
+TFM__INLINE void tfm__tile_store(tfm__vf acc[4][TFM__NR], int mr, int nr, float *y, int64_t ldy, int add) {
+    float sums[4][TFM__NR];
+    int i, j;
+#if defined(TFM__AVX512)
+    /* a transposing add tree: 16 vectors -> one vector of their 16 sums (lane 4j + i) */
+    __m512 b[8], c[4], e0, e1, f;
+    for (i = 0; i < 8; i++) { /* pairs (k, k+1) of the order k = 4j + i */
+        const int k = 2 * i;
+        const __m512 u = acc[k & 3][k >> 2], v = acc[(k + 1) & 3][(k + 1) >> 2];
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(u, v), _mm512_unpackhi_ps(u, v));
+    }
+    for (i = 0; i < 4; i++)
+        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44), _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xee));
+    e0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+    e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
+    f = _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
+    _mm512_storeu_ps(&sums[0][0], f); /* sums[j][i] in memory order 4j + i */
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + (&sums[0][0])[4 * j + i];
+#else
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < nr; j++) sums[i][j] = tfm__vf_sum(acc[i][j]);
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i][j];
+#endif
+}
+
 /* Register tile: y[j*ldy + i] = W[i] . X[j] for i < 4 weight rows (w, stride ws bytes; rows past
    mr repeat the last and are not stored) and j < nr activation rows (x, stride ldx). */
 TFM__INLINE void tfm__ftile(tfm_type t, const unsigned char *w, size_t ws, int mr, const float *x, int64_t ldx, int nr, int64_t n, float *y, int64_t ldy, int add) {
@@ -1367,15 +1395,19 @@ TFM__INLINE void tfm__ftile(tfm_type t, const unsigned char *w, size_t ws, int m
             }
         }
     }
-    for (i = 0; i < mr; i++) {
-        const void *wi = i == 0 ? w0 : i == 1 ? w1 : i == 2 ? w2 : w3;
-        for (j = 0; j < nr; j++) {
-            float tail = 0;
-            int64_t kk;
-            for (kk = k; kk < n; kk++) tail += tfm__weight1(t, wi, kk) * x[(size_t)j * ldx + kk];
-            y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + (tfm__vf_sum(acc[i][j]) + tail);
+    if (k < n) { /* a row length that is not a multiple of the vector: the rest in scalars */
+        for (i = 0; i < mr; i++) {
+            const void *wi = i == 0 ? w0 : i == 1 ? w1 : i == 2 ? w2 : w3;
+            for (j = 0; j < nr; j++) {
+                float tail = 0;
+                int64_t kk;
+                for (kk = k; kk < n; kk++) tail += tfm__weight1(t, wi, kk) * x[(size_t)j * ldx + kk];
+                y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + tail;
+            }
         }
+        add = 1;
     }
+    tfm__tile_store(acc, mr, nr, y, ldy, add);
 }
 
 /* Cache blocking: activation rows are taken in blocks of up to 128 rows x kc values that fit in
@@ -1535,8 +1567,7 @@ TFM__INLINE void tfm__qtile(int q4, const unsigned char *w, size_t ws, int mr, c
             }
         }
     }
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + tfm__vf_sum(acc[i][j]);
+    tfm__tile_store(acc, mr, nr, y, ldy, add);
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {

@@ -264,6 +264,36 @@ static void test_vector_kernels(void) {
     worst = 0;
     for (i = 0; i < 301; i++) worst = fabs((double)y1[i] - y2[i]) > worst ? fabs((double)y1[i] - y2[i]) : worst;
     CHECK(worst <= 1e-6, "axpy SIMD vs plain C %.3g (fused multiply-add rounds once)", worst);
+    { /* attention: scores of n keys and the p-weighted mix of n values, head sizes 16..128 */
+        static const int hds[] = {16, 48, 64, 80, 128, 20};
+        static float K[37 * 128], V[37 * 128], q[128], p1[37], p2[37], o1[128], o2[128];
+        size_t h;
+        double ws = 0, wm = 0;
+        for (i = 0; i < 37 * 128; i++) { K[i] = frand(); V[i] = frand(); }
+        for (i = 0; i < 128; i++) q[i] = frand();
+        for (h = 0; h < sizeof hds / sizeof hds[0]; h++)
+            for (n = 1; n <= 37; n += 3) {
+                int hd = hds[h];
+                tfm__scores(p1, q, K, n, hd, 0.125f);
+                tfm__scores_ref(p2, q, K, n, hd, 0.125f);
+                for (i = 0; i < n; i++) {
+                    double e = fabs((double)p1[i] - p2[i]) / (0.125 * abs_scale(q, K + (size_t)i * hd, hd));
+                    ws = e > ws ? e : ws;
+                    p1[i] = p2[i] = (float)fabs(p2[i]);
+                }
+                tfm__mix(o1, p1, V, n, hd);
+                tfm__mix_ref(o2, p2, V, n, hd);
+                for (i = 0; i < hd; i++) {
+                    double scale = 0, e;
+                    int k;
+                    for (k = 0; k < n; k++) scale += fabs((double)p2[k] * V[(size_t)k * hd + i]);
+                    e = fabs((double)o1[i] - o2[i]) / (scale + 1e-30);
+                    wm = e > wm ? e : wm;
+                }
+            }
+        CHECK(ws <= TOL_SIMD, "attention scores SIMD vs plain C %.3g", ws);
+        CHECK(wm <= TOL_SIMD, "attention mix SIMD vs plain C %.3g", wm);
+    }
 }
 
 int main(void) {

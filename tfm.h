@@ -1604,6 +1604,24 @@ static void tfm__frows_bf16(const tfm_tensor *W, const float *x, int B, float *y
 #define TFM__QG(q4) ((q4) ? 4 : 2)       /* blocks per group */
 #define TFM__QGB(q4) ((q4) ? 256 : 192)  /* activation bytes per group */
 
+/* One block as tfm__quantize_q8_0 makes it, bit for bit (the same float operations in the same
+   order: d = max|x| / 127, q = trunc(x * (1/d) +- 0.5)), plus the sum of q and d as a float. */
+TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_t *sum) {
+    const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+    const float dd = amax / 127.0f, id = dd != 0 ? 1.0f / dd : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f);
+    const __m512 ta = _mm512_mul_ps(a, vid), tb = _mm512_mul_ps(b, vid);
+    const __m512 ra = _mm512_add_ps(ta, _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(ta), sign), _mm512_castps_si512(half))));
+    const __m512 rb = _mm512_add_ps(tb, _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(tb), sign), _mm512_castps_si512(half))));
+    const __m512i ia = _mm512_cvttps_epi32(ra), ib = _mm512_cvttps_epi32(rb);
+    _mm_storeu_si128((__m128i *)(void *)q, _mm512_cvtepi32_epi8(ia));
+    _mm_storeu_si128((__m128i *)(void *)(q + 16), _mm512_cvtepi32_epi8(ib));
+    *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(ia, ib));
+    *d = tfm_fp16_to_fp32(tfm_fp32_to_fp16(dd));
+}
+
 static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned char *out) {
     const int q4 = wt == TFM_TYPE_Q4_0, per = TFM__QG(q4), lanes = 16 / per;
     const int64_t nb = n / TFM_QK, ng = (nb + per - 1) / per;
@@ -1611,14 +1629,12 @@ static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned c
     int j;
     memset(out + (size_t)(ng - 1) * TFM__QGB(q4), 0, TFM__QGB(q4)); /* a partial last group */
     for (i = 0; i < nb; i++) {
-        tfm_block_q8_0 blk;
+        struct { int8_t qs[TFM_QK]; } blk;
         unsigned char *g = out + (size_t)(i / per) * TFM__QGB(q4);
         int k = (int)(i % per);
-        int32_t sum = 0, init;
+        int32_t sum, init;
         float d;
-        tfm__quantize_q8_0(x + i * TFM_QK, &blk, TFM_QK);
-        for (j = 0; j < TFM_QK; j++) sum += blk.qs[j];
-        d = tfm_fp16_to_fp32(blk.d);
+        tfm__quantize_block(x + i * TFM_QK, blk.qs, &d, &sum);
         init = q4 ? -2 * sum : -16 * sum;
         if (q4) {
             memcpy(g + 16 * k, blk.qs, 16);

@@ -296,6 +296,31 @@ static void test_vector_kernels(void) {
     }
 }
 
+/* The AVX-512 kernels quantize activations themselves: the same bytes and scales as the plain C
+   quantizer, exactly (halfway cases and zero blocks included). */
+static void test_act_quantizer(void) {
+#if defined(TFM__AVX512_INT)
+    float x[64 * 32];
+    unsigned char *prep = (unsigned char *)malloc(tfm__xq_row_bytes(64 * 32));
+    tfm_block_q8_0 ref[64];
+    int i, j, same = 1;
+    for (i = 0; i < 64 * 32; i++) x[i] = frand() * (float)(1 + i % 5);
+    for (j = 0; j < 32; j++) x[32 + j] = (float)(j - 16) * 0.5f;    /* halves after scaling: ties */
+    for (j = 0; j < 32; j++) x[64 + j] = 0.0f;                       /* d = 0 */
+    x[96] = -1e-30f;                                                 /* a tiny block */
+    tfm_quantize_row(TFM_TYPE_Q8_0, x, ref, 64 * 32);
+    tfm__quantize_act(TFM_TYPE_Q8_0, x, 64 * 32, prep);
+    for (i = 0; i < 64; i++) {
+        const unsigned char *g = prep + (size_t)(i / 2) * 192;
+        float d;
+        memcpy(&d, g + 128 + 4 * 8 * (i % 2), 4);
+        same &= memcmp(g + 32 * (i % 2), ref[i].qs, 32) == 0 && d == tfm_fp16_to_fp32(ref[i].d);
+    }
+    CHECK(same, "AVX-512 activation quantizer differs from tfm_quantize_row");
+    free(prep);
+#endif
+}
+
 int main(void) {
 #if defined(__AVX2__) && !defined(__AVX512F__) && defined(__GNUC__)
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) { printf("SKIP: this CPU has no AVX2/FMA\n"); return 0; }
@@ -305,6 +330,7 @@ int main(void) {
     test_fp16();
     test_block_layouts();
     test_vector_kernels();
+    test_act_quantizer();
     test_matmuls();
     return test_summary("test_kernels");
 }

@@ -1907,8 +1907,8 @@ static void tfm__matmul_rows(const tfm__mm_ctx *c, const tfm_tensor *W, const fl
     }
 }
 
-/* y[b*ldy + r] = W[r] . x[b*in ..] for the B rows of x (W is {in, out}). Threads take equal
-   slices of the weight rows (multiples of 4); tiny products run on the calling thread. */
+/* y[b*ldy + r] = W[r] . x[b*in ..] for the B rows of x (W is {in, out}). Threads take chunks of
+   the weight rows; tiny products run on the calling thread. */
 static void tfm__matmul(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy) {
     const int64_t in = W->ne[0], out = W->ne[1];
     const int nt = tfm__mm_threads(c->n_threads, in * out * (int64_t)B);
@@ -1917,11 +1917,13 @@ static void tfm__matmul(const tfm__mm_ctx *c, const tfm_tensor *W, const float *
         for (b = 0; b < B; b++) tfm__quantize_act(W->type, x + (size_t)b * in, in, (unsigned char *)c->xq + (size_t)b * tfm__xq_row_bytes(in));
     if (nt <= 1) { tfm__matmul_rows(c, W, x, B, y, ldy, 0, out); return; }
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
     {
-        int64_t t = omp_get_thread_num(), n = omp_get_num_threads(), tiles = (out + 3) / 4;
-        int64_t r0 = tiles * t / n * 4, r1 = tiles * (t + 1) / n * 4;
-        tfm__matmul_rows(c, W, x, B, y, ldy, r0, r1 < out ? r1 : out);
+        /* about 8 chunks per thread (multiples of 16 rows), handed out as threads come free: on a
+           shared machine a thread that loses its core for a while does not hold up the others */
+        const int64_t chunk = ((out + (int64_t)nt * 8 - 1) / ((int64_t)nt * 8) + 15) / 16 * 16, n = (out + chunk - 1) / chunk;
+        int64_t i;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (i = 0; i < n; i++) tfm__matmul_rows(c, W, x, B, y, ldy, i * chunk, (i + 1) * chunk < out ? (i + 1) * chunk : out);
     }
 #endif
 }
@@ -2536,7 +2538,7 @@ static void tfm__attention_heads(tfm_session *s, int32_t l, const int32_t *seq, 
 #ifdef _OPENMP
     if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= ((int64_t)1 << 15))
         nt = s->cfg.n_threads < hp->n_head_kv ? s->cfg.n_threads : hp->n_head_kv;
-#pragma omp parallel for if (nt > 1) num_threads(nt) schedule(static)
+#pragma omp parallel for if (nt > 1) num_threads(nt) schedule(dynamic, 1)
 #endif
     for (h = 0; h < hp->n_head_kv; h++) tfm__attend_rows(s, l, seq, pos, B, h);
     (void)nt; (void)work;

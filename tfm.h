@@ -44,6 +44,23 @@
      OpenMP (-fopenmp)      threads over matrix rows and attention heads; results are the same
                             up to float rounding order
 
+   GGUF KEYS AND TENSORS
+     As the ecosystem writes them: general.architecture = llama | mistral | qwen2 | gpt2 | opt;
+     <arch>.context_length, .embedding_length, .block_count, .feed_forward_length,
+     .attention.head_count, .attention.head_count_kv, .attention.key_length (optional),
+     .attention.layer_norm_rms_epsilon (RMSNorm) or .attention.layer_norm_epsilon (LayerNorm),
+     .rope.dimension_count, .rope.freq_base; tensors token_embd, position_embd (learned positions),
+     output_norm(.bias), output (absent: tied to token_embd), blk.N.attn_norm, attn_q/k/v (or fused
+     attn_qkv), attn_output, ffn_norm, ffn_gate (SwiGLU), ffn_up, ffn_down, each .weight and, where
+     the file has one, .bias. tokenizer.ggml.* as llama.cpp writes it.
+     OPT has no ecosystem name; this library defines, in the same style: general.architecture = opt,
+     opt.context_length (positions, without OPT's 2 offset rows), opt.embedding_length,
+     opt.block_count, opt.feed_forward_length, opt.attention.head_count,
+     opt.attention.layer_norm_epsilon, opt.position_offset (default 2); position_embd.weight holds
+     all rows including the offset; attn_norm = self_attn_layer_norm, ffn_norm = final_layer_norm of
+     the block, ffn_up = fc1, ffn_down = fc2, output_norm = the decoder's final_layer_norm.
+     Weight types: F32, F16, BF16, Q8_0, Q4_0 (norms and biases F32).
+
    LIMITS
      Up to TFM_MAX_LAYERS layers; head dimension up to TFM_MAX_HEAD_DIM; quantized row lengths
      must be multiples of 32 (as GGUF requires). Sizes are size_t/int64_t throughout; every
@@ -204,14 +221,108 @@ TFMDEF int tfm_gguf_arr_int(const tfm_gguf_kv *kv, uint64_t i, int64_t *out);
 
 /* ===================================================================== tokenizer (tfm_vocab) */
 /* >>tokenizer-api-begin (owned by the tokenizer section) */
+/*  What it reads (tokenizer.ggml.* keys of a GGUF):
+      model "llama"  SentencePiece BPE: the text gets a leading space when add_space_prefix (default
+                     on) and is not empty, spaces become U+2581, then the adjacent pair whose
+                     concatenation is a token with the highest score merges first (ties: leftmost),
+                     as llama.cpp and llama2.c do; characters left without a token become byte
+                     tokens <0xXX> (or one unknown token per character if the vocabulary has none).
+      model "gpt2"   byte-level BPE: the text is split by the pre-tokenizer `pre` names (absent:
+                     gpt-2), every byte of a piece maps to one GPT-2 "byte character", then ranked
+                     merges apply (lower index first). Pre-tokenizers: "gpt-2" (also "phi-2"),
+                     "llama-bpe" (also "llama3", "llama-v3"; whole pieces that are tokens are kept as
+                     they are, and add_bos defaults to on, as llama.cpp does), "qwen2" (also
+                     "deepseek-r1-qwen", "megrez"). Others give TFM_ERR_UNSUPPORTED.
+    Encoding never produces control tokens (BOS, EOS, <|endoftext|> ...) from text: there is no
+    special-token parsing, "<s>" in the text is ordinary text. Tokens of type control, unknown,
+    unused and byte are never the result of a merge. Invalid UTF-8 never crashes: each byte that
+    does not start a valid character is a character of its own (no letter, number or space), so
+    SentencePiece emits it as a byte token and byte-level BPE keeps it exactly.
+    Decoding is the exact inverse on valid UTF-8: decode(encode(s)) == s, where for SentencePiece
+    the space that encoding put in front is dropped again (tfm_detokenize drops the leading space
+    of the first piece of a sequence and of the first piece after control tokens that start it).
+    The vocabulary borrows the GGUF bytes (token strings are not copied): keep them alive.
+    A GGUF with neither tokenizer.ggml.model nor tokenizer.ggml.tokens gives an empty vocabulary
+    (n_tokens 0, type TFM_VOCAB_NONE; BOS/EOS ids still read from their keys) so that a model can
+    run on token ids; encoding and decoding with it return TFM_ERR_MISSING / 0 bytes.
+    Limits: at most 2^28 tokens and 2^24 merges; tfm_tokenize takes at most 2^30 bytes of text
+    per call; work memory is about 32 bytes per byte of text (tfm_tokenize_work_size). */
+typedef enum {
+    TFM_VOCAB_NONE = 0,  /* the GGUF has no vocabulary */
+    TFM_VOCAB_SPM = 1,   /* tokenizer.ggml.model "llama" */
+    TFM_VOCAB_BPE = 2    /* tokenizer.ggml.model "gpt2" */
+} tfm_vocab_type;
+
+typedef enum {
+    TFM_PRE_NONE = 0,    /* SentencePiece: no pre-tokenizer */
+    TFM_PRE_GPT2,        /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    TFM_PRE_LLAMA3,      /* (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+                            ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    TFM_PRE_QWEN2        /* as TFM_PRE_LLAMA3 with \p{N} (one digit at a time) */
+} tfm_pretok;
+
 typedef struct tfm_vocab {
     int32_t n_tokens;
-    int32_t bos_id, eos_id, unk_id, pad_id;
-    int add_bos, add_eos;
+    int32_t bos_id, eos_id, unk_id, pad_id;   /* -1 when absent (or out of range in the file) */
+    int add_bos, add_eos;      /* from the file, or the convention: SentencePiece and llama-bpe
+                                  add BOS, other byte-level BPE does not; no one adds EOS */
+    int add_space_prefix;      /* SentencePiece only: from the file, default 1 */
+    tfm_vocab_type type;
+    tfm_pretok pre;
+    size_t max_piece_len;      /* longest tfm_token_to_piece result, bytes */
     char error[192];
+    /* private: arrays in the heap given to init, strings in the GGUF bytes */
+    const uint8_t *tok_base_;  /* first element of tokenizer.ggml.tokens in the GGUF bytes */
+    uint32_t *tok_off_;        /* [n_tokens] offset of token i's u64 length from tok_base_ */
+    float *score_;             /* [n_tokens] SentencePiece merge scores (0 when absent) */
+    uint8_t *ttype_;           /* [n_tokens] GGUF token type: 1 normal, 2 unknown, 3 control,
+                                  4 user-defined, 5 unused, 6 byte, 0 other */
+    int32_t *tok_hash_;        /* [tok_hash_n_] token ids by string hash, -1 = empty slot */
+    uint32_t tok_hash_n_;      /* power of two, at least 2 * n_tokens */
+    int32_t *merge_;           /* [n_merges_][3] left id, right id, merged id (-1: unusable);
+                                  the rank of a merge is its index */
+    int32_t *merge_hash_;      /* [merge_hash_n_] ranks by (left, right) hash, -1 = empty */
+    uint32_t merge_hash_n_;
+    int32_t n_merges_;
+    int32_t byte_tok_[256];    /* SentencePiece: id of <0xXX>; BPE: id of the byte's character */
+    size_t max_tok_len_;       /* longest token string, bytes */
+    void *heap_;               /* set by tfm_vocab_init only */
 } tfm_vocab;
+
+/* Heap bytes tfm_vocab_init_preallocated needs for this GGUF's vocabulary. */
 TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes);
 TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_vocab_init(tfm_vocab *v, const tfm_gguf *g);   /* allocates with TFM_MALLOC */
+TFMDEF void tfm_vocab_free(tfm_vocab *v);                              /* frees only what _init allocated */
+
+/* Encodes len bytes of text (any bytes). add_special: 1 adds BOS/EOS as the vocabulary says, 0
+   never. Writes up to cap ids to out (out may be NULL when cap is 0) and sets *n_out to the
+   number of ids the whole text needs: TFM_ERR_BUFFER when that is more than cap. The _ex version
+   uses the caller's work memory of at least tfm_tokenize_work_size(v, len) bytes (any alignment)
+   and never allocates; tfm_tokenize allocates and frees it with TFM_MALLOC / TFM_FREE.
+   tfm_tokenize_work_size returns 0 when len is over the limit (then tokenizing gives
+   TFM_ERR_ARG). Any number of threads may tokenize with one vocabulary at the same time. */
+TFMDEF size_t tfm_tokenize_work_size(const tfm_vocab *v, size_t len);
+TFMDEF tfm_result tfm_tokenize_ex(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                                  int32_t *out, size_t cap, size_t *n_out, void *work, size_t work_size);
+TFMDEF tfm_result tfm_tokenize(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                               int32_t *out, size_t cap, size_t *n_out);
+
+/* The bytes `token` contributes to decoded text: SentencePiece U+2581 -> ' ' and <0xXX> -> that
+   byte; byte-level BPE reverses GPT-2's byte-to-character mapping; control and unused tokens ->
+   nothing; the unknown token -> U+2585 (as llama.cpp). With SentencePiece and add_space_prefix,
+   a piece right after BOS (prev_token == bos_id) loses its leading space, as llama2.c and
+   llama.cpp print it; pass prev_token -1 when there is no previous token. Writes at most cap
+   bytes (a longer piece is cut; max_piece_len bytes always suffice) and returns the count, 0 for
+   an id out of range. No terminating 0. */
+TFMDEF size_t tfm_token_to_piece(const tfm_vocab *v, int32_t prev_token, int32_t token, char *buf, size_t cap);
+/* Decodes n ids into buf (sum of the pieces, the first piece of the sequence without its
+   SentencePiece prefix space). Writes at most cap bytes plus a terminating 0 when there is room
+   (not counted), sets *n_needed to the full length: TFM_ERR_BUFFER when it is more than cap,
+   TFM_ERR_TOKEN when an id is out of range (such ids contribute nothing). */
+TFMDEF tfm_result tfm_detokenize(const tfm_vocab *v, const int32_t *ids, size_t n, char *buf, size_t cap, size_t *n_needed);
+/* The id whose string is exactly piece[0..len) (lowest id if repeated), or -1. */
+TFMDEF int32_t tfm_vocab_find(const tfm_vocab *v, const char *piece, size_t len);
 /* >>tokenizer-api-end */
 
 /* ===================================================================== model */
@@ -408,6 +519,147 @@ TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n);
 
 /* ===================================================================== search (beam search) */
 /* >>search-api-begin */
+/* Beam search with the semantics of Hugging Face generate(num_beams=...), and conditional beam
+   search (Yoshida et al., "MAP's not dead yet", arXiv 2311.08817): the most likely output given
+   that it satisfies a condition A.
+
+   The beams are the sequences of one session (n_seq = n_beams): a step feeds one token per
+   running beam in one tfm_session_eval call (every weight read once for all beams). Reordering
+   takes a beam's sequence over in place when it has one child and tfm_seq_copy's it into a freed
+   sequence for every further child, so the cache (slots, positions, A2SF scores) moves with the
+   beam under every KV policy, and no spare sequences are needed.
+
+   One step, as Hugging Face does it: every running beam b with log-likelihood L_b proposes each
+   token t with score L_b + log p(t | beam) + log q(A | beam + t); the 2 * n_beams best candidates
+   are taken in order; a candidate ending in EOS becomes a finished hypothesis if it ranks among
+   the first n_beams, the others become the next beams until n_beams are running. A finished
+   hypothesis scores (L + log q) / len^length_penalty, len counting the generated tokens and EOS.
+   The search stops when early_stopping says so or at max_new_tokens (running beams then become
+   hypotheses too), and returns the n_return best.
+
+   Conditions. log q(A | prefix) is not accumulated: each candidate gets the value for its whole
+   prefix, so the search maximizes log p(y) + log q(A | y) = log p(y | A) + const, while the true
+   log-likelihood log p(y) is kept and reported apart. Built-in conditions are decided exactly from
+   the prefix: log q is 0, or -inf for a candidate that already violates one (a repeated n-gram
+   cannot be undone, EOS before min_len cannot be taken back). They do not estimate the chance that
+   a continuation will violate them later; a callback can (e.g. a classifier trained on the
+   model's samples, as in the paper), and a callback returning -inf rejects a candidate.
+
+   Deliberate differences from Hugging Face:
+     - length_penalty is used as given: zero config means 0, a plain sum of log-probabilities
+       (the MAP objective). Hugging Face's default is 1.0; set it to match.
+     - candidates scored -inf (banned by no_repeat_ngram_size, min_new_tokens or a condition) never
+       become beams or hypotheses, so fewer than n_beams beams may run; if no output satisfies the
+       conditions, n_results is 0.
+     - the first step expands only the prompt's beam (Hugging Face gives the other copies -1e9,
+       which is the same unless n_vocab < 2 * n_beams).
+     - equal scores rank by (beam, token id) ascending; one EOS id; result tokens exclude EOS
+       (the `eos` flag says whether it ended with EOS); one prompt per searcher.
+   n_beams = 1 is greedy decoding (early_stopping heuristic or true; with "never" the beam goes on
+   past an EOS, as in Hugging Face). */
+
+typedef enum {
+    TFM_EARLY_HEURISTIC = 0, /* early_stopping=False: stop when the best candidate, at the current
+                                length, cannot beat the worst of n_beams finished hypotheses */
+    TFM_EARLY_TRUE,          /* early_stopping=True: stop once n_beams hypotheses are finished */
+    TFM_EARLY_NEVER          /* early_stopping="never": stop only when no better one is possible
+                                (exact for length_penalty <= 0; with > 0, bounds by max_new_tokens) */
+} tfm_early_stopping;
+
+/* What a condition callback sees: one candidate = a running beam plus one token. */
+typedef struct {
+    const int32_t *prompt;     /* [n_prompt] */
+    size_t n_prompt;
+    const int32_t *tokens;     /* [n_tokens] generated tokens, the candidate's new token last (EOS included) */
+    size_t n_tokens;
+    const float *hidden;       /* [dim] final-norm hidden state after the beam's last token: the state
+                                  whose logits proposed tokens[n_tokens - 1] */
+    int32_t dim;
+    float logprob;             /* model log-likelihood of tokens given the prompt */
+    int finished;              /* 1: the output would end here (EOS, or max_new_tokens reached) */
+} tfm_beam_candidate;
+
+/* Returns log q(A | candidate) <= 0; -inf (or NaN) rejects the candidate. */
+typedef float (*tfm_beam_condition_fn)(void *user, const tfm_beam_candidate *c);
+
+typedef struct {
+    int not_empty;             /* at least one token before EOS */
+    int32_t no_repeat_ngram;   /* k > 0: no k-gram occurs twice in the output (the prompt is not looked at) */
+    int32_t no_prompt_copy;    /* k > 0: no k-gram of the output occurs in the prompt */
+    int32_t min_len;           /* output length (EOS not counted) >= min_len */
+    int32_t max_len;           /* output length <= max_len (needs an EOS); 0: no bound */
+    tfm_beam_condition_fn fn;  /* optional learned or hand-written condition */
+    void *user;
+    int32_t fn_top_k;          /* with fn: only the fn_top_k likeliest allowed tokens of each beam are
+                                  candidates (fn is called once per candidate); 0: every token */
+} tfm_beam_condition;
+
+typedef struct {
+    int32_t n_beams;           /* 0: 4 */
+    int32_t n_return;          /* best hypotheses returned (<= n_beams); 0: 1 */
+    int32_t max_new_tokens;    /* generated tokens at most, EOS included; 0: until the context is full */
+    int32_t min_new_tokens;    /* EOS is banned before this many new tokens */
+    float length_penalty;      /* exponent on the generated length, used as given (see above) */
+    tfm_early_stopping early_stopping;
+    int32_t no_repeat_ngram_size; /* > 0: no n-gram of prompt + output occurs twice; 0: off */
+    int32_t eos_id;            /* 0: the model's EOS (tokenizer.ggml.eos_token_id); -1: none */
+    tfm_beam_condition cond;   /* all zero: plain beam search */
+    tfm_session_config session;/* cache policy, context, threads; n_seq is set to n_beams */
+} tfm_beam_config;
+
+typedef struct {
+    const int32_t *tokens;     /* [n_tokens] generated tokens, EOS not included */
+    int32_t n_tokens;
+    int eos;                   /* 1: ended with EOS; 0: stopped at max_new_tokens */
+    float score;               /* what the search ranks: (logprob + cond_logq) / len^length_penalty */
+    float logprob;             /* true model log-likelihood of the output (and its EOS) given the prompt */
+    float cond_logq;           /* log q(A | output) from the callback (0 without one) */
+} tfm_beam_hyp;
+
+typedef struct {
+    tfm_beam_config cfg;       /* resolved: no zero defaults left */
+    tfm_session session;       /* the beams' caches: n_seq = n_beams */
+    const tfm_model *model;
+    int32_t max_new;           /* max_new_tokens of the current search */
+    int32_t n_gen;             /* tokens generated by every running beam so far */
+    int32_t n_active;          /* running beams */
+    int done;                  /* early stopping fired: running beams are not hypotheses */
+    int stopped;               /* no further step will run */
+    int32_t *beam_seq;         /* [n_beams] session sequence of each running beam (-1: its last token not fed) */
+    float *beam_logprob;       /* [n_beams] true log-likelihood of each running beam */
+    float *beam_logq;          /* [n_beams] log q of each running beam's prefix */
+    int32_t *beam_tokens;      /* [n_beams][cap_tokens] generated tokens of each running beam */
+    int32_t n_hyps;            /* finished hypotheses kept (<= n_beams) */
+    tfm_beam_hyp *hyps;        /* [n_beams]; after tfm_beam_finish: best first */
+    int32_t n_results;         /* after tfm_beam_finish: min(n_return, n_hyps) = the first n_results hyps */
+    char error[192];
+    /* private */
+    int32_t cap_tokens_, n_prompt_, n_cand_, hyp_count_;
+    int32_t *prompt_;          /* [n_ctx] */
+    int32_t *tokens_next_;     /* [n_beams][cap_tokens] */
+    int32_t *hyp_tokens_;      /* [n_beams][cap_tokens] */
+    int32_t *hyp_order_;       /* [n_beams] insertion order, for ties */
+    int32_t *next_src_, *next_seq_, *next_tok_; /* [n_beams] */
+    unsigned char *claimed_;   /* [n_beams] */
+    float *logp_;              /* [n_vocab] */
+    void *cand_;               /* [2 * n_beams] ranked candidates */
+    int32_t *scratch_;         /* [cap_tokens + 1] a candidate's tokens */
+    int32_t *topk_;            /* [fn_top_k] */
+    void *heap_;
+} tfm_beam;
+
+TFMDEF tfm_result tfm_beam_heap_size(const tfm_model *m, const tfm_beam_config *cfg, size_t *bytes);
+TFMDEF tfm_result tfm_beam_init_preallocated(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg, void *heap, size_t heap_size);
+TFMDEF tfm_result tfm_beam_init(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg);
+TFMDEF void tfm_beam_free(tfm_beam *b);
+/* The whole search: start, step until stopped, finish. Results: b->hyps[0 .. b->n_results). */
+TFMDEF tfm_result tfm_beam_search(tfm_beam *b, const int32_t *prompt, size_t n_prompt);
+/* The same in pieces (to watch or stop a search): start feeds the prompt (n_prompt >= 1, copied)
+   into sequence 0; each step ranks candidates, keeps hypotheses, reorders and feeds the running
+   beams in one batched call; finish turns running beams into hypotheses and sorts. */
+TFMDEF tfm_result tfm_beam_start(tfm_beam *b, const int32_t *prompt, size_t n_prompt);
+TFMDEF tfm_result tfm_beam_step(tfm_beam *b);
+TFMDEF tfm_result tfm_beam_finish(tfm_beam *b);
 /* >>search-api-end */
 
 #ifdef __cplusplus
@@ -507,14 +759,26 @@ static size_t tfm__align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 /* Carves aligned pieces out of one caller-provided block (or only measures when base is NULL). */
 typedef struct { unsigned char *base; size_t used, cap; } tfm__arena;
 
+/* Aligns the address (not only the offset), so a caller's unaligned static array works; a
+   measuring pass (base NULL) may come out up to 63 bytes short, which every heap size adds. */
 static void *tfm__arena_take(tfm__arena *a, size_t bytes) {
-    size_t start = tfm__align_up(a->used, 64);
-    void *p;
+    size_t addr = (size_t)a->base, start;
+    if (a->used == SIZE_MAX || a->used > SIZE_MAX - addr - 128) { a->used = SIZE_MAX; return NULL; }
+    start = tfm__align_up(addr + a->used, 64) - addr;
     if (bytes > SIZE_MAX - start - 64) { a->used = SIZE_MAX; return NULL; }
     a->used = start + bytes;
     if (!a->base || a->used > a->cap) return NULL;
-    p = a->base + start;
-    return p;
+    return a->base + start;
+}
+
+/* tfm__arena_take for n1 * n2 * n3 elements of `size` bytes, overflow-checked (32-bit targets). */
+static void *tfm__arena_array(tfm__arena *a, size_t n1, size_t n2, size_t n3, size_t size) {
+    size_t n = size;
+    if ((n1 && n > SIZE_MAX / n1) || ((n *= n1), (n2 && n > SIZE_MAX / n2)) || ((n *= n2), (n3 && n > SIZE_MAX / n3))) {
+        a->used = SIZE_MAX;
+        return NULL;
+    }
+    return tfm__arena_take(a, n * n3);
 }
 
 /* ===================================================================== >>types (fp16, bf16, blocks) */
@@ -681,6 +945,7 @@ TFMDEF tfm_result tfm_dequantize_row(tfm_type type, const void *src, float *y, i
 
 /* ===================================================================== >>gguf */
 
+/* bad: 0 fine, 1 ran past the end (truncated), 2 impossible content (malformed) */
 typedef struct { const uint8_t *p; size_t n, at; int bad; } tfm__reader;
 
 static int tfm__rd_need(tfm__reader *r, size_t n) {
@@ -719,7 +984,9 @@ static void tfm__rd_skip_value(tfm__reader *r, uint32_t t, int depth) {
         uint32_t et = tfm__rd_u32(r);
         uint64_t n = tfm__rd_u64(r), i;
         size_t es = tfm__gguf_scalar_size(et);
-        if (r->bad || depth > 3 || et >= TFM_GGUF_TYPE_COUNT) { r->bad = 1; return; }
+        if (r->bad) return;
+        if (depth > 3 || et >= TFM_GGUF_TYPE_COUNT) { r->bad = 2; return; }
+        if (n > r->n) { r->bad = 2; return; } /* more elements than the file has bytes */
         if (es) {
             if (n > (r->n - r->at) / es) { r->bad = 1; return; }
             r->at += (size_t)n * es;
@@ -730,7 +997,7 @@ static void tfm__rd_skip_value(tfm__reader *r, uint32_t t, int depth) {
         for (i = 0; i < n && !r->bad; i++) tfm__rd_skip_value(r, et, depth + 1);
         return;
     }
-    if (!tfm__gguf_scalar_size(t)) { r->bad = 1; return; }
+    if (!tfm__gguf_scalar_size(t)) { r->bad = 2; return; }
     if (tfm__rd_need(r, tfm__gguf_scalar_size(t))) r->at += tfm__gguf_scalar_size(t);
 }
 
@@ -775,6 +1042,8 @@ TFMDEF tfm_result tfm_gguf_heap_size(const void *data, size_t size, size_t *byte
     if (!bytes) return TFM_ERR_ARG;
     rc = tfm__gguf_header(data, size, &version, &nt, &nkv, err, sizeof err);
     if (rc != TFM_OK) return rc;
+    /* both counts are bounded by the file size; the products can still wrap a 32-bit size_t */
+    if (nkv > (SIZE_MAX / 2 - 64) / sizeof(tfm_gguf_kv) || nt > (SIZE_MAX / 2 - 64) / sizeof(tfm_gguf_tensor)) return TFM_ERR_NOMEM;
     *bytes = (size_t)nkv * sizeof(tfm_gguf_kv) + (size_t)nt * sizeof(tfm_gguf_tensor) + 64;
     return TFM_OK;
 }
@@ -804,13 +1073,13 @@ static tfm_result tfm__gguf_read_kv(tfm_gguf *g, tfm__reader *r) {
             kv->value = r->p + r->at;
         }
         tfm__rd_skip_value(r, (uint32_t)kv->type, 0);
-        if (r->bad) return tfm__gguf_fail(g, r->at >= r->n ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, "GGUF metadata value malformed or truncated: ", kv->key);
+        if (r->bad) return tfm__gguf_fail(g, r->bad == 1 ? TFM_ERR_TRUNCATED : TFM_ERR_FORMAT, r->bad == 1 ? "GGUF truncated in the value of " : "GGUF metadata value malformed: ", kv->key);
         if (tfm__str_eq(kv->key, "general.alignment")) {
             uint32_t a;
             tfm_str none = {"", 0};
             if (kv->type != TFM_GGUF_U32) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not u32", none);
             memcpy(&a, kv->value, 4);
-            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two", none);
+            if (a == 0 || (a & (a - 1)) || a > 65536) return tfm__gguf_fail(g, TFM_ERR_FORMAT, "general.alignment is not a power of two <= 65536", none);
             g->alignment = a;
         }
     }
@@ -1030,7 +1299,8 @@ static tfm_result tfm__map_file(const char *path, void **map, size_t *size) {
     int fd = open(path, O_RDONLY);
     void *p;
     if (fd < 0) return TFM_ERR_IO;
-    if (fstat(fd, &st) != 0 || st.st_size <= 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) { close(fd); return st.st_size == 0 ? TFM_ERR_TRUNCATED : TFM_ERR_IO; }
+    if (fstat(fd, &st) != 0) { close(fd); return TFM_ERR_IO; }
+    if (st.st_size <= 0 || (uint64_t)st.st_size > (uint64_t)SIZE_MAX) { close(fd); return st.st_size == 0 ? TFM_ERR_TRUNCATED : TFM_ERR_IO; }
     p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return TFM_ERR_IO;
@@ -1053,9 +1323,10 @@ static tfm_result tfm__map_file(const char *path, void **map, size_t *size) {
     if (!p) { fclose(f); return TFM_ERR_NOMEM; }
     if (fread(p, 1, (size_t)n, f) != (size_t)n) { fclose(f); TFM_FREE(p); return TFM_ERR_IO; }
     fclose(f);
+    if (n == 0) { TFM_FREE(p); return TFM_ERR_TRUNCATED; }
     *map = p;
     *size = (size_t)n;
-    return n ? TFM_OK : TFM_ERR_TRUNCATED;
+    return TFM_OK;
 #endif
 }
 
@@ -2017,7 +2288,10 @@ static tfm_result tfm__hparam_int(tfm_model *m, const char *arch, const char *su
     char key[96];
     int64_t v = def;
     tfm__key(key, sizeof key, arch, -1, suffix);
-    if (!tfm_gguf_get_int(m->gguf, key, &v) && required) return tfm__model_fail(m, TFM_ERR_MISSING, "missing metadata key ", key);
+    if (!tfm_gguf_get_int(m->gguf, key, &v)) {
+        if (tfm_gguf_find(m->gguf, key)) return tfm__model_fail(m, TFM_ERR_FORMAT, "metadata key is not an integer: ", key);
+        if (required) return tfm__model_fail(m, TFM_ERR_MISSING, "missing metadata key ", key);
+    }
     if (v < lo || v > hi) return tfm__model_fail(m, TFM_ERR_FORMAT, "metadata value out of range: ", key);
     *out = (int32_t)v;
     return TFM_OK;
@@ -2116,7 +2390,7 @@ TFMDEF tfm_result tfm_model_heap_size(const tfm_gguf *g, size_t *bytes) {
     memcpy(key + arch.len, ".block_count", 13);
     if (!tfm_gguf_get_int(g, key, &n_layer)) return TFM_ERR_MISSING;
     if (n_layer < 1 || n_layer > TFM_MAX_LAYERS) return TFM_ERR_FORMAT;
-    if ((rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc;
+    if ((rc = tfm_vocab_heap_size(g, &vocab_bytes)) != TFM_OK) return rc; /* no tokenizer: empty vocab, ids still read */
     *bytes = (size_t)n_layer * sizeof(tfm_layer) + 64 + vocab_bytes + 64;
     return TFM_OK;
 }
@@ -2220,7 +2494,19 @@ TFMDEF int32_t tfm_model_max_positions(const tfm_model *m) {
 /* ===================================================================== >>kvcache */
 /* For each (sequence, layer, KV head): `capacity` slots, each a key (after RoPE, at the token's
    own position), a value, the position and the accumulated score. Slots [0, n_used) are in use;
-   attention over them is order-free, so evicting moves the last slot into the hole. */
+   attention over them is order-free, so evicting moves the last slot into the hole.
+
+   The policy rule (tfm__kv_step), run after each token's attention in each layer and KV head:
+     score[i] = alpha * score[i] + p[i] over the kept slots, p being the softmax the attention used
+     (over the kept slots and the new token, summed over the query heads of a GQA group); the new
+     token enters with its own p. With more than `budget` slots kept, the one with the smallest
+     score is evicted, outside the protected last n_recent and first n_sink positions; ties evict
+     the oldest. H2O is alpha = 1, n_recent = budget / 2; WINDOW evicts the oldest non-sink.
+   The config check asks n_sink + n_recent <= budget, so a victim always exists.
+   Memory: capacity = budget + 1 slots (the incoming token needs one before eviction), or n_ctx if
+   that is smaller. n_ctx only bounds positions then, so a pruned cache can run past the training
+   context (set n_ctx larger) for RoPE models; learned position tables (GPT-2, OPT) end at the
+   model's context, and n_ctx cannot exceed it. */
 
 static int32_t tfm__sess_nseq(const tfm_session *s) { return s->cfg.n_seq; }
 
@@ -2271,8 +2557,24 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
         c->kv.alpha = 1.0f;
         if (c->kv.n_recent == 0) c->kv.n_recent = c->kv.budget / 2;
     }
+    if (c->kv.policy != TFM_KV_WINDOW && (int64_t)c->kv.n_sink + c->kv.n_recent > c->kv.budget) {
+        tfm__set_error(err, errcap, "KV n_sink + n_recent must not exceed the budget (nothing could be evicted)", NULL, 0);
+        return TFM_ERR_ARG;
+    }
     *capacity = c->kv.budget < c->n_ctx ? c->kv.budget + 1 : c->n_ctx;
     return TFM_OK;
+}
+
+/* Bytes of one cache array of 4-byte elements, `per_slot` per slot; 0 if it overflows size_t. */
+static size_t tfm__kv_array_bytes(const tfm_hparams *hp, const tfm_session_config *c, int32_t capacity, size_t per_slot) {
+    size_t n = (size_t)c->n_seq, f[4];
+    int i;
+    f[0] = (size_t)hp->n_layer; f[1] = (size_t)hp->n_head_kv; f[2] = (size_t)capacity; f[3] = per_slot * 4;
+    for (i = 0; i < 4; i++) {
+        if (f[i] != 0 && n > SIZE_MAX / 2 / f[i]) return 0;
+        n *= f[i];
+    }
+    return n;
 }
 
 /* Lays the session's arrays out in one block; with a NULL base it only measures. */
@@ -2280,35 +2582,36 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     const tfm_hparams *hp = &s->model->hp;
     const size_t B = (size_t)s->cfg.n_batch, nseq = (size_t)s->cfg.n_seq, cap = (size_t)s->capacity;
     const size_t hd = (size_t)hp->head_dim, nq = (size_t)hp->n_head * hd, nkv = (size_t)hp->n_head_kv * hd;
-    const size_t heads = nseq * (size_t)hp->n_layer * (size_t)hp->n_head_kv;
-    size_t max_in = (size_t)hp->dim;
+    const size_t heads = (size_t)hp->n_layer * (size_t)hp->n_head_kv; /* per sequence; small */
+    const size_t V = (size_t)hp->n_vocab, dim = (size_t)hp->dim, ffn = (size_t)hp->ffn_dim, F = sizeof(float), I = sizeof(int32_t);
+    size_t max_in = dim;
     if (nq > max_in) max_in = nq;
-    if ((size_t)hp->ffn_dim > max_in) max_in = (size_t)hp->ffn_dim;
-    s->n_pos = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
-    s->logits = (float *)tfm__arena_take(a, nseq * (size_t)hp->n_vocab * sizeof(float));
-    s->hidden = (float *)tfm__arena_take(a, nseq * (size_t)hp->dim * sizeof(float));
-    s->k_ = (float *)tfm__arena_take(a, heads * cap * hd * sizeof(float));
-    s->v_ = (float *)tfm__arena_take(a, heads * cap * hd * sizeof(float));
-    s->slot_pos_ = (int32_t *)tfm__arena_take(a, heads * cap * sizeof(int32_t));
-    s->slot_score_ = (float *)tfm__arena_take(a, heads * cap * sizeof(float));
-    s->n_used_ = (int32_t *)tfm__arena_take(a, heads * sizeof(int32_t));
-    s->x_ = (float *)tfm__arena_take(a, B * (size_t)hp->dim * sizeof(float));
-    s->xb_ = (float *)tfm__arena_take(a, B * max_in * sizeof(float));
-    s->q_ = (float *)tfm__arena_take(a, B * (nq + 2 * nkv) * sizeof(float));
-    s->att_ = (float *)tfm__arena_take(a, B * nq * sizeof(float));
-    s->hb_ = (float *)tfm__arena_take(a, B * (size_t)hp->ffn_dim * sizeof(float));
-    s->hb2_ = (float *)tfm__arena_take(a, B * (size_t)hp->ffn_dim * sizeof(float));
-    s->probs_ = (float *)tfm__arena_take(a, ((size_t)hp->n_head + (size_t)hp->n_head_kv) * cap * sizeof(float));
-    s->xq_ = tfm__arena_take(a, B * tfm__xq_row_bytes((int64_t)max_in));
-    s->rope_inv_freq_ = (float *)tfm__arena_take(a, ((size_t)hp->rope_dim / 2 + 1) * sizeof(float));
-    s->rope_cs_ = (float *)tfm__arena_take(a, B * ((size_t)hp->rope_dim + 1) * sizeof(float));
-    s->wrow_ = (float *)tfm__arena_take(a, (size_t)s->cfg.n_threads * max_in * sizeof(float));
+    if (ffn > max_in) max_in = ffn;
+    s->n_pos = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
+    s->logits = (float *)tfm__arena_array(a, nseq, V, 1, F);
+    s->hidden = (float *)tfm__arena_array(a, nseq, dim, 1, F);
+    s->k_ = (float *)tfm__arena_array(a, nseq * heads, cap, hd, F);
+    s->v_ = (float *)tfm__arena_array(a, nseq * heads, cap, hd, F);
+    s->slot_pos_ = (int32_t *)tfm__arena_array(a, nseq * heads, cap, 1, I);
+    s->slot_score_ = (float *)tfm__arena_array(a, nseq * heads, cap, 1, F);
+    s->n_used_ = (int32_t *)tfm__arena_array(a, nseq, heads, 1, I);
+    s->x_ = (float *)tfm__arena_array(a, B, dim, 1, F);
+    s->xb_ = (float *)tfm__arena_array(a, B, max_in, 1, F);
+    s->q_ = (float *)tfm__arena_array(a, B, nq + 2 * nkv, 1, F);
+    s->att_ = (float *)tfm__arena_array(a, B, nq, 1, F);
+    s->hb_ = (float *)tfm__arena_array(a, B, ffn, 1, F);
+    s->hb2_ = (float *)tfm__arena_array(a, B, ffn, 1, F);
+    s->probs_ = (float *)tfm__arena_array(a, (size_t)hp->n_head + (size_t)hp->n_head_kv, cap, 1, F);
+    s->xq_ = tfm__arena_array(a, B, tfm__xq_row_bytes((int64_t)max_in), 1, 1);
+    s->rope_inv_freq_ = (float *)tfm__arena_array(a, (size_t)hp->rope_dim / 2 + 1, 1, 1, F);
+    s->rope_cs_ = (float *)tfm__arena_array(a, B, (size_t)hp->rope_dim + 1, 1, F);
+    s->wrow_ = (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, max_in, 1, F);
     s->wrow_stride_ = (int64_t)max_in;
-    s->row_logits_ = (float *)tfm__arena_take(a, (nseq < B ? nseq : B) * (size_t)hp->n_vocab * sizeof(float));
-    s->seq_last_ = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
-    s->seq_count_ = (int32_t *)tfm__arena_take(a, nseq * sizeof(int32_t));
-    s->pos_rows_ = (int32_t *)tfm__arena_take(a, B * sizeof(int32_t));
-    s->head_rows_ = (int32_t *)tfm__arena_take(a, B * sizeof(int32_t));
+    s->row_logits_ = (float *)tfm__arena_array(a, nseq < B ? nseq : B, V, 1, F);
+    s->seq_last_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
+    s->seq_count_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
+    s->pos_rows_ = (int32_t *)tfm__arena_array(a, B, 1, 1, I);
+    s->head_rows_ = (int32_t *)tfm__arena_array(a, B, 1, 1, I);
 }
 
 TFMDEF tfm_result tfm_session_heap_size(const tfm_model *m, const tfm_session_config *cfg, size_t *bytes) {
@@ -2319,6 +2622,7 @@ TFMDEF tfm_result tfm_session_heap_size(const tfm_model *m, const tfm_session_co
     memset(&s, 0, sizeof s);
     rc = tfm__session_resolve(m, cfg, &s.cfg, &s.capacity, s.error, sizeof s.error);
     if (rc != TFM_OK) return rc;
+    if (tfm__kv_array_bytes(&m->hp, &s.cfg, s.capacity, (size_t)m->hp.head_dim) == 0) return TFM_ERR_NOMEM;
     s.model = m;
     a.base = NULL; a.used = 0; a.cap = 0;
     tfm__session_layout(&s, &a);
@@ -2347,9 +2651,10 @@ TFMDEF tfm_result tfm_session_init_preallocated(tfm_session *s, const tfm_model 
     memset(s, 0, sizeof *s);
     rc = tfm__session_resolve(m, cfg, &s->cfg, &s->capacity, s->error, sizeof s->error);
     if (rc != TFM_OK) return rc;
-    s->model = m;
-    tfm_session_heap_size(m, cfg, &need);
+    /* s->model stays NULL until init succeeds, so every call on a failed session is refused */
+    if (tfm_session_heap_size(m, cfg, &need) != TFM_OK) { tfm__set_error(s->error, sizeof s->error, "session size overflows", NULL, 0); return TFM_ERR_NOMEM; }
     if (!heap || heap_size < need) { tfm__set_error(s->error, sizeof s->error, "session heap too small", NULL, 0); return TFM_ERR_BUFFER; }
+    s->model = m;
     a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
     tfm__session_layout(s, &a);
     for (i = 0; i < m->hp.rope_dim / 2; i++)
@@ -2429,10 +2734,22 @@ static int32_t tfm__choose_victim(const tfm_kv_config *kv, const int32_t *pos, c
         if (pos[i] < kv->n_sink || pos[i] > cur - kv->n_recent) continue; /* protected */
         if (best < 0 || score[i] < score[best] || (score[i] == score[best] && pos[i] < pos[best])) best = i;
     }
-    if (best < 0) /* everything protected: fall back to the oldest non-sink, then the oldest */
-        for (i = 0; i < n; i++)
-            if ((pos[i] >= kv->n_sink || n <= kv->n_sink) && (best < 0 || pos[i] < pos[best])) best = i;
+    TFM_ASSERT(best >= 0); /* n_sink + n_recent <= budget < n leaves one unprotected */
     return best;
+}
+
+/* One step of the policy on n kept slots whose last one is the new token at position cur, after
+   an attention that gave them probabilities p: updates the scores and returns the slot to evict
+   (-1: none). The attention calls exactly this; so do the tests. */
+static int32_t tfm__kv_step(const tfm_kv_config *kv, const int32_t *pos, float *score, const float *p, int32_t n, int32_t cur) {
+    int32_t i;
+    if (kv->policy == TFM_KV_FULL) return -1;
+    for (i = 0; i + 1 < n; i++) {
+        float decayed = kv->alpha * score[i]; /* two statements: no fused multiply-add, so an */
+        score[i] = decayed + p[i];            /* independent replay gets the same float bits */
+    }
+    score[n - 1] = p[n - 1];
+    return n > kv->budget ? tfm__choose_victim(kv, pos, score, n, cur) : -1;
 }
 
 /* ===================================================================== >>forward */
@@ -2456,7 +2773,7 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     float *score = s->slot_score_ + ci * (size_t)cap;
     float *psum = s->probs_ + (size_t)(hp->n_head + kvh) * (size_t)cap;
     const float scale = 1.0f / TFM_SQRTF((float)hd);
-    int32_t n, i, g, evicted = -1;
+    int32_t n, i, g, e;
     n = s->n_used_[ci];
     TFM_ASSERT(n < cap);
     memcpy(K + (size_t)n * hd, r->k + (size_t)kvh * hd, (size_t)hd * sizeof(float));
@@ -2474,12 +2791,10 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
         tfm__mix(o, p, V, n, hd);
         for (i = 0; i < n; i++) psum[i] += p[i];
     }
-    if (kv->policy == TFM_KV_FULL) { s->n_used_[ci] = n; return; }
-    for (i = 0; i < n; i++) score[i] = kv->alpha * score[i] + psum[i];
-    if (n > kv->budget) {
-        int32_t e = tfm__choose_victim(kv, pos, score, n, r->pos), last = n - 1;
-        evicted = pos[e];
-        if (s->cfg.observer) s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, evicted);
+    e = tfm__kv_step(kv, pos, score, psum, n, r->pos);
+    if (s->cfg.observer) s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, e >= 0 ? pos[e] : -1);
+    if (e >= 0) {
+        const int32_t last = n - 1;
         if (e != last) {
             memcpy(K + (size_t)e * hd, K + (size_t)last * hd, (size_t)hd * sizeof(float));
             memcpy(V + (size_t)e * hd, V + (size_t)last * hd, (size_t)hd * sizeof(float));
@@ -2487,8 +2802,6 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
             score[e] = score[last];
         }
         n--;
-    } else if (s->cfg.observer) {
-        s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, -1);
     }
     s->n_used_[ci] = n;
 }
@@ -2699,14 +3012,1013 @@ TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const 
 
 /* ===================================================================== >>tokenizer */
 /* >>tokenizer-impl-begin */
-TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes) { (void)g; *bytes = 0; return TFM_OK; }
-TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size) {
-    int64_t id;
-    (void)heap; (void)heap_size;
-    memset(v, 0, sizeof *v);
-    v->bos_id = tfm_gguf_get_int(g, "tokenizer.ggml.bos_token_id", &id) ? (int32_t)id : -1;
-    v->eos_id = tfm_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &id) ? (int32_t)id : -1;
+/* Token strings stay in the GGUF bytes; the heap holds offsets, scores, types and two open
+   addressing hash tables (strings -> ids, merge pairs -> ranks). Encoding runs one merge engine
+   for both tokenizers: a linked list of symbols and a binary heap keyed by the priority of each
+   symbol's merge with its right neighbour, so a text of n characters costs O(n log n). */
+
+#define TFM__TOK_MAX ((size_t)1 << 28)     /* tokens, so that hash sizes fit in uint32 */
+#define TFM__MERGE_MAX ((size_t)1 << 24)   /* merges, so that -rank is exact in a float */
+#define TFM__TEXT_MAX ((size_t)1 << 30)    /* bytes per tokenize call (symbol ids are int32) */
+#define TFM__BADCP 0xFFFFFFFFu             /* "code point" of a byte that is not valid UTF-8 */
+
+enum { TFM__TT_NORMAL = 1, TFM__TT_UNKNOWN = 2, TFM__TT_CONTROL = 3, TFM__TT_USER = 4,
+       TFM__TT_UNUSED = 5, TFM__TT_BYTE = 6 };
+
+static uint32_t tfm__fnv(uint32_t h, const char *p, size_t n) {
+    while (n--) { h ^= (uint8_t)*p++; h *= 16777619u; }
+    return h;
+}
+#define TFM__FNV_INIT 2166136261u
+
+static uint32_t tfm__pow2_at_least(size_t n) {
+    uint32_t p = 16;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+static tfm_str tfm__tok(const tfm_vocab *v, int32_t id) {
+    const uint8_t *p = v->tok_base_ + v->tok_off_[id];
+    uint64_t len;
+    tfm_str s;
+    memcpy(&len, p, 8);
+    s.ptr = (const char *)p + 8;
+    s.len = (size_t)len;
+    return s;
+}
+
+/* Tokens that text may turn into; control, unknown, unused and byte tokens only come from
+   explicit rules (BOS/EOS, byte fallback). */
+static int tfm__tok_mergeable(const tfm_vocab *v, int32_t id) {
+    int t = v->ttype_[id];
+    return t != TFM__TT_UNKNOWN && t != TFM__TT_CONTROL && t != TFM__TT_UNUSED && t != TFM__TT_BYTE;
+}
+
+/* Id of the token a[0..na) + b[0..nb), the lowest such id (mergeable only if asked), or -1. */
+static int32_t tfm__lookup2(const tfm_vocab *v, const char *a, size_t na, const char *b, size_t nb, int mergeable) {
+    uint32_t mask = v->tok_hash_n_ - 1, i;
+    if (na + nb > v->max_tok_len_) return -1;
+    i = tfm__fnv(tfm__fnv(TFM__FNV_INIT, a, na), b, nb) & mask;
+    for (;; i = (i + 1) & mask) {
+        int32_t id = v->tok_hash_[i];
+        tfm_str s;
+        if (id < 0) return -1;
+        s = tfm__tok(v, id);
+        if (s.len == na + nb && (na == 0 || memcmp(s.ptr, a, na) == 0) && (nb == 0 || memcmp(s.ptr + na, b, nb) == 0) &&
+            (!mergeable || tfm__tok_mergeable(v, id)))
+            return id;
+    }
+}
+
+static uint32_t tfm__pair_hash(int32_t a, int32_t b) {
+    uint32_t h = (uint32_t)a * 0x9E3779B1u ^ ((uint32_t)b + 0x7F4A7C15u) * 0x85EBCA77u;
+    return h ^ (h >> 15);
+}
+
+/* Rank of the merge (a, b), or -1. */
+static int32_t tfm__merge_rank(const tfm_vocab *v, int32_t a, int32_t b) {
+    uint32_t mask = v->merge_hash_n_ - 1, i;
+    if (v->merge_hash_n_ == 0) return -1;
+    for (i = tfm__pair_hash(a, b) & mask;; i = (i + 1) & mask) {
+        int32_t r = v->merge_hash_[i];
+        if (r < 0) return -1;
+        if (v->merge_[3 * r] == a && v->merge_[3 * r + 1] == b) return r;
+    }
+}
+
+/* ---- GPT-2's byte <-> character mapping: printable Latin-1 bytes stand for themselves, the
+   other 68 bytes (0-32, 127-160, 173) for U+0100.. in byte order. */
+static uint32_t tfm__byte_to_cp(unsigned b) {
+    if (b <= 32) return 256 + b;
+    if (b >= 127 && b <= 160) return 162 + b;
+    if (b == 173) return 323;
+    return b;
+}
+
+static int tfm__cp_to_byte(uint32_t cp) {
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 255 && cp != 173)) return (int)cp;
+    if (cp >= 256 && cp <= 288) return (int)(cp - 256);
+    if (cp >= 289 && cp <= 322) return (int)(cp - 162);
+    if (cp == 323) return 173;
+    return -1;
+}
+
+static size_t tfm__utf8_put(uint32_t cp, char *out) {
+    if (cp < 0x80) { out[0] = (char)cp; return 1; }
+    if (cp < 0x800) { out[0] = (char)(0xC0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12)); out[1] = (char)(0x80 | ((cp >> 6) & 63)); out[2] = (char)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18)); out[1] = (char)(0x80 | ((cp >> 12) & 63));
+    out[2] = (char)(0x80 | ((cp >> 6) & 63)); out[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+/* Decodes the character at p[0..n), n >= 1: returns its length and sets *cp. A byte that does
+   not start a well-formed character (overlong, surrogate, truncated, > U+10FFFF) is a character
+   of length 1 with *cp = TFM__BADCP. */
+static size_t tfm__utf8_char(const uint8_t *p, size_t n, uint32_t *cp) {
+    uint32_t c, min;
+    size_t len, i;
+    uint8_t b = p[0];
+    *cp = TFM__BADCP;
+    if (b < 0x80) { *cp = b; return 1; }
+    if (b >= 0xC2 && b <= 0xDF) { len = 2; c = b & 0x1Fu; min = 0x80; }
+    else if (b >= 0xE0 && b <= 0xEF) { len = 3; c = b & 0x0Fu; min = 0x800; }
+    else if (b >= 0xF0 && b <= 0xF4) { len = 4; c = b & 0x07u; min = 0x10000; }
+    else return 1;
+    if (len > n) return 1;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 1;
+        c = (c << 6) | (p[i] & 0x3Fu);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 1;
+    *cp = c;
+    return len;
+}
+
+/* ---- Unicode classes for the pre-tokenizers */
+/* generated by tools/gen_unicode_tables.py from Unicode 14.0.0 */
+static const uint32_t tfm__uni_letter[697] = {
+    0x00020819u, 0x00030819u, 0x00055000u, 0x0005a800u, 0x0005d000u, 0x00060016u, 0x0006c01eu, 0x0007c1c9u,
+    0x0016300bu, 0x00170004u, 0x00176000u, 0x00177000u, 0x001b8004u, 0x001bb001u, 0x001bd003u, 0x001bf800u,
+    0x001c3000u, 0x001c4002u, 0x001c6000u, 0x001c7013u, 0x001d1852u, 0x001fb88au, 0x002450a5u, 0x00298825u,
+    0x002ac800u, 0x002b0028u, 0x002e801au, 0x002f7803u, 0x0031002au, 0x00337001u, 0x00338862u, 0x0036a800u,
+    0x00372801u, 0x00377001u, 0x0037d002u, 0x0037f800u, 0x00388000u, 0x0038901du, 0x003a6858u, 0x003d8800u,
+    0x003e5020u, 0x003fa001u, 0x003fd000u, 0x00400015u, 0x0040d000u, 0x00412000u, 0x00414000u, 0x00420018u,
+    0x0043000au, 0x00438017u, 0x00444805u, 0x00450029u, 0x00482035u, 0x0049e800u, 0x004a8000u, 0x004ac009u,
+    0x004b880fu, 0x004c2807u, 0x004c7801u, 0x004c9815u, 0x004d5006u, 0x004d9000u, 0x004db003u, 0x004de800u,
+    0x004e7000u, 0x004ee001u, 0x004ef802u, 0x004f8001u, 0x004fe000u, 0x00502805u, 0x00507801u, 0x00509815u,
+    0x00515006u, 0x00519001u, 0x0051a801u, 0x0051c001u, 0x0052c803u, 0x0052f000u, 0x00539002u, 0x00542808u,
+    0x00547802u, 0x00549815u, 0x00555006u, 0x00559001u, 0x0055a804u, 0x0055e800u, 0x00568000u, 0x00570001u,
+    0x0057c800u, 0x00582807u, 0x00587801u, 0x00589815u, 0x00595006u, 0x00599001u, 0x0059a804u, 0x0059e800u,
+    0x005ae001u, 0x005af802u, 0x005b8800u, 0x005c1800u, 0x005c2805u, 0x005c7002u, 0x005c9003u, 0x005cc801u,
+    0x005ce000u, 0x005cf001u, 0x005d1801u, 0x005d4002u, 0x005d700bu, 0x005e8000u, 0x00602807u, 0x00607002u,
+    0x00609016u, 0x0061500fu, 0x0061e800u, 0x0062c002u, 0x0062e800u, 0x00630001u, 0x00640000u, 0x00642807u,
+    0x00647002u, 0x00649016u, 0x00655009u, 0x0065a804u, 0x0065e800u, 0x0066e801u, 0x00670001u, 0x00678801u,
+    0x00682008u, 0x00687002u, 0x00689028u, 0x0069e800u, 0x006a7000u, 0x006aa002u, 0x006af802u, 0x006bd005u,
+    0x006c2811u, 0x006cd017u, 0x006d9808u, 0x006de800u, 0x006e0006u, 0x0070082fu, 0x00719001u, 0x00720006u,
+    0x00740801u, 0x00742000u, 0x00743004u, 0x00746017u, 0x00752800u, 0x00753809u, 0x00759001u, 0x0075e800u,
+    0x00760004u, 0x00763000u, 0x0076e003u, 0x00780000u, 0x007a0007u, 0x007a4823u, 0x007c4004u, 0x0080002au,
+    0x0081f800u, 0x00828005u, 0x0082d003u, 0x00830800u, 0x00832801u, 0x00837002u, 0x0083a80cu, 0x00847000u,
+    0x00850025u, 0x00863800u, 0x00866800u, 0x0086802au, 0x0087e14cu, 0x00925003u, 0x00928006u, 0x0092c000u,
+    0x0092d003u, 0x00930028u, 0x00945003u, 0x00948020u, 0x00959003u, 0x0095c006u, 0x00960000u, 0x00961003u,
+    0x0096400eu, 0x0096c038u, 0x00989003u, 0x0098c042u, 0x009c000fu, 0x009d0055u, 0x009fc005u, 0x00a00a6bu,
+    0x00b37810u, 0x00b40819u, 0x00b5004au, 0x00b78807u, 0x00b80011u, 0x00b8f812u, 0x00ba0011u, 0x00bb000cu,
+    0x00bb7002u, 0x00bc0033u, 0x00beb800u, 0x00bee000u, 0x00c10058u, 0x00c40004u, 0x00c43821u, 0x00c55000u,
+    0x00c58045u, 0x00c8001eu, 0x00ca801du, 0x00cb8004u, 0x00cc002bu, 0x00cd8019u, 0x00d00016u, 0x00d10034u,
+    0x00d53800u, 0x00d8282eu, 0x00da2807u, 0x00dc181du, 0x00dd7001u, 0x00ddd02bu, 0x00e00023u, 0x00e26802u,
+    0x00e2d023u, 0x00e40008u, 0x00e4802au, 0x00e5e802u, 0x00e74803u, 0x00e77005u, 0x00e7a801u, 0x00e7d000u,
+    0x00e800bfu, 0x00f00115u, 0x00f8c005u, 0x00f90025u, 0x00fa4005u, 0x00fa8007u, 0x00fac800u, 0x00fad800u,
+    0x00fae800u, 0x00faf81eu, 0x00fc0034u, 0x00fdb006u, 0x00fdf000u, 0x00fe1002u, 0x00fe3006u, 0x00fe8003u,
+    0x00feb005u, 0x00ff000cu, 0x00ff9002u, 0x00ffb006u, 0x01038800u, 0x0103f800u, 0x0104800cu, 0x01081000u,
+    0x01083800u, 0x01085009u, 0x0108a800u, 0x0108c804u, 0x01092000u, 0x01093000u, 0x01094000u, 0x01095003u,
+    0x0109780au, 0x0109e003u, 0x010a2804u, 0x010a7000u, 0x010c1801u, 0x016000e4u, 0x01675803u, 0x01679001u,
+    0x01680025u, 0x01693800u, 0x01696800u, 0x01698037u, 0x016b7800u, 0x016c0016u, 0x016d0006u, 0x016d4006u,
+    0x016d8006u, 0x016dc006u, 0x016e0006u, 0x016e4006u, 0x016e8006u, 0x016ec006u, 0x01717800u, 0x01802801u,
+    0x01818804u, 0x0181d801u, 0x01820855u, 0x0184e802u, 0x01850859u, 0x0187e003u, 0x0188282au, 0x0189885du,
+    0x018d001fu, 0x018f800fu, 0x01a007ffu, 0x01e007ffu, 0x022007ffu, 0x026001bfu, 0x027007ffu, 0x02b007ffu,
+    0x02f007ffu, 0x033007ffu, 0x037007ffu, 0x03b007ffu, 0x03f007ffu, 0x043007ffu, 0x047007ffu, 0x04b007ffu,
+    0x04f0068cu, 0x0526802du, 0x0528010cu, 0x0530800fu, 0x05315001u, 0x0532002eu, 0x0533f81eu, 0x05350045u,
+    0x0538b808u, 0x05391066u, 0x053c583fu, 0x053e8001u, 0x053e9800u, 0x053ea804u, 0x053f900fu, 0x05401802u,
+    0x05403803u, 0x05406016u, 0x05420033u, 0x05441031u, 0x05479005u, 0x0547d800u, 0x0547e801u, 0x0548501bu,
+    0x05498016u, 0x054b001cu, 0x054c202eu, 0x054e7800u, 0x054f0004u, 0x054f3009u, 0x054fd004u, 0x05500028u,
+    0x05520002u, 0x05522007u, 0x05530016u, 0x0553d000u, 0x0553f031u, 0x05558800u, 0x0555a801u, 0x0555c804u,
+    0x05560000u, 0x05561000u, 0x0556d802u, 0x0557000au, 0x05579002u, 0x05580805u, 0x05584805u, 0x05588805u,
+    0x05590006u, 0x05594006u, 0x0559802au, 0x055ae00du, 0x055b8072u, 0x056007ffu, 0x05a007ffu, 0x05e007ffu,
+    0x062007ffu, 0x066007ffu, 0x06a003a3u, 0x06bd8016u, 0x06be5830u, 0x07c8016du, 0x07d38069u, 0x07d80006u,
+    0x07d89804u, 0x07d8e800u, 0x07d8f809u, 0x07d9500cu, 0x07d9c004u, 0x07d9f000u, 0x07da0001u, 0x07da1801u,
+    0x07da306bu, 0x07de996au, 0x07ea803fu, 0x07ec9035u, 0x07ef800bu, 0x07f38004u, 0x07f3b086u, 0x07f90819u,
+    0x07fa0819u, 0x07fb3058u, 0x07fe1005u, 0x07fe5005u, 0x07fe9005u, 0x07fed002u, 0x0800000bu, 0x08006819u,
+    0x08014012u, 0x0801e001u, 0x0801f80eu, 0x0802800du, 0x0804007au, 0x0814001cu, 0x08150030u, 0x0818001fu,
+    0x08196813u, 0x081a1007u, 0x081a8025u, 0x081c001du, 0x081d0023u, 0x081e4007u, 0x0820009du, 0x08258023u,
+    0x0826c023u, 0x08280027u, 0x08298033u, 0x082b800au, 0x082be00eu, 0x082c6006u, 0x082ca001u, 0x082cb80au,
+    0x082d180eu, 0x082d9806u, 0x082dd801u, 0x08300136u, 0x083a0015u, 0x083b0007u, 0x083c0005u, 0x083c3829u,
+    0x083d9008u, 0x08400005u, 0x08404000u, 0x0840502bu, 0x0841b801u, 0x0841e000u, 0x0841f816u, 0x08430016u,
+    0x0844001eu, 0x08470012u, 0x0847a001u, 0x08480015u, 0x08490019u, 0x084c0037u, 0x084df001u, 0x08500000u,
+    0x08508003u, 0x0850a802u, 0x0850c81cu, 0x0853001cu, 0x0854001cu, 0x08560007u, 0x0856481bu, 0x08580035u,
+    0x085a0015u, 0x085b0012u, 0x085c0011u, 0x08600048u, 0x08640032u, 0x08660032u, 0x08680023u, 0x08740029u,
+    0x08758001u, 0x0878001cu, 0x08793800u, 0x08798015u, 0x087b8011u, 0x087d8014u, 0x087f0016u, 0x08801834u,
+    0x08838801u, 0x0883a800u, 0x0884182cu, 0x08868018u, 0x08881823u, 0x088a2000u, 0x088a3800u, 0x088a8022u,
+    0x088bb000u, 0x088c182fu, 0x088e0803u, 0x088ed000u, 0x088ee000u, 0x08900011u, 0x08909818u, 0x08940006u,
+    0x08944000u, 0x08945003u, 0x0894780eu, 0x0894f809u, 0x0895802eu, 0x08982807u, 0x08987801u, 0x08989815u,
+    0x08995006u, 0x08999001u, 0x0899a804u, 0x0899e800u, 0x089a8000u, 0x089ae804u, 0x08a00034u, 0x08a23803u,
+    0x08a2f802u, 0x08a4002fu, 0x08a62001u, 0x08a63800u, 0x08ac002eu, 0x08aec003u, 0x08b0002fu, 0x08b22000u,
+    0x08b4002au, 0x08b5c000u, 0x08b8001au, 0x08ba0006u, 0x08c0002bu, 0x08c5003fu, 0x08c7f807u, 0x08c84800u,
+    0x08c86007u, 0x08c8a801u, 0x08c8c017u, 0x08c9f800u, 0x08ca0800u, 0x08cd0007u, 0x08cd5026u, 0x08cf0800u,
+    0x08cf1800u, 0x08d00000u, 0x08d05827u, 0x08d1d000u, 0x08d28000u, 0x08d2e02du, 0x08d4e800u, 0x08d58048u,
+    0x08e00008u, 0x08e05024u, 0x08e20000u, 0x08e3901du, 0x08e80006u, 0x08e84001u, 0x08e85825u, 0x08ea3000u,
+    0x08eb0005u, 0x08eb3801u, 0x08eb501fu, 0x08ecc000u, 0x08f70012u, 0x08fd8000u, 0x09000399u, 0x092400c3u,
+    0x097c8060u, 0x0980042eu, 0x0a200246u, 0x0b400238u, 0x0b52001eu, 0x0b53804eu, 0x0b56801du, 0x0b58002fu,
+    0x0b5a0003u, 0x0b5b1814u, 0x0b5be812u, 0x0b72003fu, 0x0b78004au, 0x0b7a8000u, 0x0b7c980cu, 0x0b7f0001u,
+    0x0b7f1800u, 0x0b8007ffu, 0x0bc007ffu, 0x0c0007f7u, 0x0c4004d5u, 0x0c680008u, 0x0d7f8003u, 0x0d7fa806u,
+    0x0d7fe801u, 0x0d800122u, 0x0d8a8002u, 0x0d8b2003u, 0x0d8b818bu, 0x0de0006au, 0x0de3800cu, 0x0de40008u,
+    0x0de48009u, 0x0ea00054u, 0x0ea2b046u, 0x0ea4f001u, 0x0ea51000u, 0x0ea52801u, 0x0ea54803u, 0x0ea5700bu,
+    0x0ea5d800u, 0x0ea5e806u, 0x0ea62840u, 0x0ea83803u, 0x0ea86807u, 0x0ea8b006u, 0x0ea8f01bu, 0x0ea9d803u,
+    0x0eaa0004u, 0x0eaa3000u, 0x0eaa5006u, 0x0eaa9153u, 0x0eb54018u, 0x0eb61018u, 0x0eb6e01eu, 0x0eb7e018u,
+    0x0eb8b01eu, 0x0eb9b018u, 0x0eba801eu, 0x0ebb8018u, 0x0ebc501eu, 0x0ebd5018u, 0x0ebe2007u, 0x0ef8001eu,
+    0x0f08002cu, 0x0f09b806u, 0x0f0a7000u, 0x0f14801du, 0x0f16002bu, 0x0f3f0006u, 0x0f3f4003u, 0x0f3f6801u,
+    0x0f3f800eu, 0x0f4000c4u, 0x0f480043u, 0x0f4a5800u, 0x0f700003u, 0x0f70281au, 0x0f710801u, 0x0f712000u,
+    0x0f713800u, 0x0f714809u, 0x0f71a003u, 0x0f71c800u, 0x0f71d800u, 0x0f721000u, 0x0f723800u, 0x0f724800u,
+    0x0f725800u, 0x0f726802u, 0x0f728801u, 0x0f72a000u, 0x0f72b800u, 0x0f72c800u, 0x0f72d800u, 0x0f72e800u,
+    0x0f72f800u, 0x0f730801u, 0x0f732000u, 0x0f733803u, 0x0f736006u, 0x0f73a003u, 0x0f73c803u, 0x0f73f000u,
+    0x0f740009u, 0x0f745810u, 0x0f750802u, 0x0f752804u, 0x0f755810u, 0x100007ffu, 0x104007ffu, 0x108007ffu,
+    0x10c007ffu, 0x110007ffu, 0x114007ffu, 0x118007ffu, 0x11c007ffu, 0x120007ffu, 0x124007ffu, 0x128007ffu,
+    0x12c007ffu, 0x130007ffu, 0x134007ffu, 0x138007ffu, 0x13c007ffu, 0x140007ffu, 0x144007ffu, 0x148007ffu,
+    0x14c007ffu, 0x150006dfu, 0x153807ffu, 0x157807ffu, 0x15b80038u, 0x15ba00ddu, 0x15c107ffu, 0x160107ffu,
+    0x16410681u, 0x167587ffu, 0x16b587ffu, 0x16f587ffu, 0x17358530u, 0x17c0021du, 0x180007ffu, 0x184007ffu,
+    0x1880034au,
+};
+static const uint32_t tfm__uni_number[134] = {
+    0x00018009u, 0x00059001u, 0x0005c800u, 0x0005e002u, 0x00330009u, 0x00378009u, 0x003e0009u, 0x004b3009u,
+    0x004f3009u, 0x004fa005u, 0x00533009u, 0x00573009u, 0x005b3009u, 0x005b9005u, 0x005f300cu, 0x00633009u,
+    0x0063c006u, 0x00673009u, 0x006ac006u, 0x006b3012u, 0x006f3009u, 0x00728009u, 0x00768009u, 0x00790013u,
+    0x00820009u, 0x00848009u, 0x009b4813u, 0x00b77002u, 0x00bf0009u, 0x00bf8009u, 0x00c08009u, 0x00ca3009u,
+    0x00ce800au, 0x00d40009u, 0x00d48009u, 0x00da8009u, 0x00dd8009u, 0x00e20009u, 0x00e28009u, 0x01038000u,
+    0x0103a005u, 0x01040009u, 0x010a8032u, 0x010c2804u, 0x0123003bu, 0x01275015u, 0x013bb01du, 0x0167e800u,
+    0x01803800u, 0x01810808u, 0x0181c002u, 0x018c9003u, 0x01910009u, 0x01924007u, 0x0192880eu, 0x01940009u,
+    0x0195880eu, 0x05310009u, 0x05373009u, 0x05418005u, 0x05468009u, 0x05480009u, 0x054e8009u, 0x054f8009u,
+    0x05528009u, 0x055f8009u, 0x07f88009u, 0x0808382cu, 0x080a0038u, 0x080c5001u, 0x0817081au, 0x08190003u,
+    0x081a0800u, 0x081a5000u, 0x081e8804u, 0x08250009u, 0x0842c007u, 0x0843c806u, 0x08453808u, 0x0847d804u,
+    0x0848b005u, 0x084de001u, 0x084e000fu, 0x084e902du, 0x08520008u, 0x0853e801u, 0x0854e802u, 0x08575804u,
+    0x085ac007u, 0x085bc007u, 0x085d4806u, 0x0867d005u, 0x08698009u, 0x0873001eu, 0x0878e809u, 0x087a8803u,
+    0x087e2806u, 0x0882901du, 0x08878009u, 0x0889b009u, 0x088e8009u, 0x088f0813u, 0x08978009u, 0x08a28009u,
+    0x08a68009u, 0x08b28009u, 0x08b60009u, 0x08b9800bu, 0x08c70012u, 0x08ca8009u, 0x08e2801cu, 0x08ea8009u,
+    0x08ed0009u, 0x08fe0014u, 0x0920006eu, 0x0b530009u, 0x0b560009u, 0x0b5a8009u, 0x0b5ad806u, 0x0b740016u,
+    0x0e970013u, 0x0e9b0018u, 0x0ebe7031u, 0x0f0a0009u, 0x0f178009u, 0x0f463808u, 0x0f4a8009u, 0x0f63883au,
+    0x0f656802u, 0x0f658803u, 0x0f68082cu, 0x0f69780eu, 0x0f88000cu, 0x0fdf8009u,
+};
+
+enum { TFM__CAT_OTHER = 0, TFM__CAT_LETTER, TFM__CAT_NUMBER, TFM__CAT_SPACE };
+
+static int tfm__uni_in(const uint32_t *tab, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((tab[mid] >> 11) <= cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo > 0 && cp - (tab[lo - 1] >> 11) <= (tab[lo - 1] & 0x7FFu);
+}
+
+/* \s is the White_Space property (the same set as onig's and Python regex's \s). */
+static int tfm__uni_space(uint32_t cp) {
+    return (cp >= 9 && cp <= 13) || cp == 32 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+           cp == 0x205F || cp == 0x3000;
+}
+
+static int tfm__uni_cat(uint32_t cp) {
+    if (cp < 128) {
+        if ((cp | 32) >= 'a' && (cp | 32) <= 'z') return TFM__CAT_LETTER;
+        if (cp >= '0' && cp <= '9') return TFM__CAT_NUMBER;
+        return tfm__uni_space(cp) ? TFM__CAT_SPACE : TFM__CAT_OTHER;
+    }
+    if (cp == TFM__BADCP) return TFM__CAT_OTHER;
+    if (tfm__uni_space(cp)) return TFM__CAT_SPACE;
+    if (tfm__uni_in(tfm__uni_letter, sizeof tfm__uni_letter / sizeof tfm__uni_letter[0], cp)) return TFM__CAT_LETTER;
+    if (tfm__uni_in(tfm__uni_number, sizeof tfm__uni_number / sizeof tfm__uni_number[0], cp)) return TFM__CAT_NUMBER;
+    return TFM__CAT_OTHER;
+}
+
+/* ---- pre-tokenizers: each returns the end of the piece that starts at p < n, following the
+   regex alternatives in order (first alternative that matches wins, quantifiers greedy). */
+
+/* Category of the character at p (TFM__CAT_* or -1 at the end), its code point and length. */
+static int tfm__cat_at(const uint8_t *t, size_t n, size_t p, uint32_t *cp, size_t *len) {
+    if (p >= n) { *cp = TFM__BADCP; *len = 0; return -1; }
+    *len = tfm__utf8_char(t + p, n - p, cp);
+    return tfm__uni_cat(*cp);
+}
+
+/* End of the run of characters of category cat that starts at p (at most max of them). */
+static size_t tfm__run(const uint8_t *t, size_t n, size_t p, int cat, size_t max) {
+    uint32_t cp;
+    size_t len;
+    while (max-- && tfm__cat_at(t, n, p, &cp, &len) == cat) p += len;
+    return p;
+}
+
+/* 's|'t|'re|'ve|'m|'ll|'d at p: length matched or 0. With icase, as (?i:...): ASCII letters of
+   either case, and U+017F (long s, which case-folds to s) for s. */
+static size_t tfm__contraction(const uint8_t *t, size_t n, size_t p, int icase) {
+    int a, b;
+    if (t[p] != '\'' || p + 1 >= n) return 0;
+    a = t[p + 1];
+    b = p + 2 < n ? t[p + 2] : 0;
+    if (icase) {
+        if (a == 0xC5 && b == 0xBF) return 3;
+        a = (a >= 'A' && a <= 'Z') ? a + 32 : a;
+        b = (b >= 'A' && b <= 'Z') ? b + 32 : b;
+    }
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
+    return 0;
+}
+
+/* \s+(?!\S)|\s+ at p (a space character): the whole run at the end of the text, else the run
+   without its last character when that leaves at least one. */
+static size_t tfm__space_tail(const uint8_t *t, size_t n, size_t p) {
+    uint32_t cp;
+    size_t len, e = p, last = p;
+    while (tfm__cat_at(t, n, e, &cp, &len) == TFM__CAT_SPACE) { last = e; e += len; }
+    if (e == n || last == p) return e;
+    return last;
+}
+
+static size_t tfm__pre_gpt2(const uint8_t *t, size_t n, size_t p) {
+    uint32_t c0, c1;
+    size_t l0, l1, m = tfm__contraction(t, n, p, 0);
+    int k0, k1;
+    if (m) return p + m;
+    k0 = tfm__cat_at(t, n, p, &c0, &l0);
+    if (k0 != TFM__CAT_SPACE) return tfm__run(t, n, p, k0, (size_t)-1);     /* ?\p{L}+ etc. */
+    k1 = tfm__cat_at(t, n, p + 1, &c1, &l1);
+    if (c0 == ' ' && k1 >= 0 && k1 != TFM__CAT_SPACE) return tfm__run(t, n, p + 1, k1, (size_t)-1);
+    return tfm__space_tail(t, n, p);
+}
+
+/* Llama 3 (max_digits 3) and Qwen2 (max_digits 1). */
+static size_t tfm__pre_llama3(const uint8_t *t, size_t n, size_t p, size_t max_digits) {
+    uint32_t c0, c1, cp;
+    size_t l0, l1, len, e, nl, m = tfm__contraction(t, n, p, 1);
+    int k0;
+    if (m) return p + m;
+    k0 = tfm__cat_at(t, n, p, &c0, &l0);
+    if (k0 == TFM__CAT_LETTER) return tfm__run(t, n, p, k0, (size_t)-1);
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    if (k0 != TFM__CAT_NUMBER && c0 != '\r' && c0 != '\n' && tfm__cat_at(t, n, p + l0, &c1, &l1) == TFM__CAT_LETTER)
+        return tfm__run(t, n, p + l0, TFM__CAT_LETTER, (size_t)-1);
+    if (k0 == TFM__CAT_NUMBER) return tfm__run(t, n, p, k0, max_digits);
+    /* ?[^\s\p{L}\p{N}]+[\r\n]* */
+    if (k0 == TFM__CAT_OTHER || (c0 == ' ' && tfm__cat_at(t, n, p + 1, &c1, &l1) == TFM__CAT_OTHER)) {
+        e = tfm__run(t, n, k0 == TFM__CAT_OTHER ? p : p + 1, TFM__CAT_OTHER, (size_t)-1);
+        while (e < n && (t[e] == '\r' || t[e] == '\n')) e++;
+        return e;
+    }
+    /* \s*[\r\n]+ : through the last line break of the space run */
+    for (e = p, nl = 0; tfm__cat_at(t, n, e, &cp, &len) == TFM__CAT_SPACE; e += len)
+        if (cp == '\r' || cp == '\n') nl = e + 1;
+    if (nl) return nl;
+    return tfm__space_tail(t, n, p);
+}
+
+static size_t tfm__pretok_next(tfm_pretok pre, const uint8_t *t, size_t n, size_t p) {
+    switch (pre) {
+    case TFM_PRE_LLAMA3: return tfm__pre_llama3(t, n, p, 3);
+    case TFM_PRE_QWEN2: return tfm__pre_llama3(t, n, p, 1);
+    default: return tfm__pre_gpt2(t, n, p);
+    }
+}
+
+/* ---- loading */
+
+/* What the GGUF holds, checked; shared by heap_size and init. */
+typedef struct {
+    tfm_vocab_type type;
+    tfm_pretok pre;
+    const tfm_gguf_kv *tokens, *scores, *types, *merges;
+    size_t n_tokens, n_merges;
+} tfm__vocab_src;
+
+static int tfm__is_int_type(tfm_gguf_type t) {
+    return t == TFM_GGUF_U8 || t == TFM_GGUF_I8 || t == TFM_GGUF_U16 || t == TFM_GGUF_I16 || t == TFM_GGUF_U32 ||
+           t == TFM_GGUF_I32 || t == TFM_GGUF_U64 || t == TFM_GGUF_I64;
+}
+
+#define TFM__VERR sizeof(((tfm_vocab *)0)->error)
+
+/* Sets err (when given) to what + detail[0..n) and returns rc. */
+static tfm_result tfm__vocab_fail(char *err, tfm_result rc, const char *what, const char *detail, size_t n) {
+    if (err) tfm__set_error(err, TFM__VERR, what, detail, n);
+    return rc;
+}
+
+/* An optional per-token array: absent, or numbers (integers unless want_float), one per token. */
+static tfm_result tfm__vocab_arr(const tfm_gguf *g, const char *key, int want_float, size_t n_tokens,
+                                 const tfm_gguf_kv **out, char *err) {
+    const tfm_gguf_kv *kv = tfm_gguf_find(g, key);
+    *out = kv;
+    if (!kv) return TFM_OK;
+    if (kv->type != TFM_GGUF_ARRAY || !(tfm__is_int_type(kv->arr_type) || (want_float && (kv->arr_type == TFM_GGUF_F32 || kv->arr_type == TFM_GGUF_F64)))) {
+        tfm__vocab_fail(err, TFM_ERR_FORMAT, key, NULL, 0);
+        if (err) tfm__append(err, TFM__VERR, want_float ? " is not a numeric array" : " is not an integer array", 32);
+        return TFM_ERR_FORMAT;
+    }
+    if (kv->arr_n != n_tokens) {
+        if (err) {
+            tfm__set_error(err, TFM__VERR, key, " has ", 5);
+            tfm__append_u64(err, TFM__VERR, kv->arr_n);
+            tfm__append(err, TFM__VERR, " entries but tokenizer.ggml.tokens has ", 40);
+            tfm__append_u64(err, TFM__VERR, n_tokens);
+        }
+        return TFM_ERR_FORMAT;
+    }
     return TFM_OK;
+}
+
+static tfm_result tfm__vocab_pre(tfm_str pre, tfm_pretok *out, char *err) {
+    static const char *const gpt2[] = {"gpt-2", "phi-2"};
+    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3"};
+    static const char *const qwen2[] = {"qwen2", "deepseek-r1-qwen", "megrez"};
+    size_t i;
+    for (i = 0; i < sizeof gpt2 / sizeof gpt2[0]; i++) if (tfm__str_eq(pre, gpt2[i])) { *out = TFM_PRE_GPT2; return TFM_OK; }
+    for (i = 0; i < sizeof llama3 / sizeof llama3[0]; i++) if (tfm__str_eq(pre, llama3[i])) { *out = TFM_PRE_LLAMA3; return TFM_OK; }
+    for (i = 0; i < sizeof qwen2 / sizeof qwen2[0]; i++) if (tfm__str_eq(pre, qwen2[i])) { *out = TFM_PRE_QWEN2; return TFM_OK; }
+    tfm__vocab_fail(err, TFM_ERR_UNSUPPORTED, "pre-tokenizer not supported (gpt-2, llama-bpe, qwen2): ", pre.ptr, pre.len);
+    return TFM_ERR_UNSUPPORTED;
+}
+
+static tfm_result tfm__vocab_scan(const tfm_gguf *g, tfm__vocab_src *s, char *err) {
+    tfm_str model, pre;
+    tfm_result rc;
+    memset(s, 0, sizeof *s);
+    if (!g) return tfm__vocab_fail(err, TFM_ERR_ARG, "no GGUF given", NULL, 0);
+    if (!tfm_gguf_find(g, "tokenizer.ggml.model") && !tfm_gguf_find(g, "tokenizer.ggml.tokens"))
+        return TFM_OK; /* no vocabulary at all: an empty one (TFM_VOCAB_NONE) */
+    if (!tfm_gguf_get_str(g, "tokenizer.ggml.model", &model))
+        return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.model missing (or not a string)", NULL, 0);
+    if (tfm__str_eq(model, "llama")) s->type = TFM_VOCAB_SPM;
+    else if (tfm__str_eq(model, "gpt2")) s->type = TFM_VOCAB_BPE;
+    else return tfm__vocab_fail(err, TFM_ERR_UNSUPPORTED, "tokenizer model not supported (llama, gpt2): ", model.ptr, model.len);
+    s->tokens = tfm_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!s->tokens) return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.tokens missing", NULL, 0);
+    if (s->tokens->type != TFM_GGUF_ARRAY || s->tokens->arr_type != TFM_GGUF_STRING)
+        return tfm__vocab_fail(err, TFM_ERR_FORMAT, "tokenizer.ggml.tokens is not an array of strings", NULL, 0);
+    if (s->tokens->arr_n == 0 || s->tokens->arr_n > TFM__TOK_MAX)
+        return tfm__vocab_fail(err, TFM_ERR_FORMAT, "tokenizer.ggml.tokens is empty or has more than 2^28 tokens", NULL, 0);
+    s->n_tokens = (size_t)s->tokens->arr_n;
+    if ((rc = tfm__vocab_arr(g, "tokenizer.ggml.scores", 1, s->n_tokens, &s->scores, err)) != TFM_OK) return rc;
+    if ((rc = tfm__vocab_arr(g, "tokenizer.ggml.token_type", 0, s->n_tokens, &s->types, err)) != TFM_OK) return rc;
+    if (s->type == TFM_VOCAB_SPM) return TFM_OK;
+    s->pre = TFM_PRE_GPT2;
+    if (tfm_gguf_get_str(g, "tokenizer.ggml.pre", &pre) && (rc = tfm__vocab_pre(pre, &s->pre, err)) != TFM_OK) return rc;
+    s->merges = tfm_gguf_find(g, "tokenizer.ggml.merges");
+    if (!s->merges) return tfm__vocab_fail(err, TFM_ERR_MISSING, "tokenizer.ggml.merges missing (needed by model gpt2)", NULL, 0);
+    if (s->merges->type != TFM_GGUF_ARRAY || s->merges->arr_type != TFM_GGUF_STRING)
+        return tfm__vocab_fail(err, TFM_ERR_FORMAT, "tokenizer.ggml.merges is not an array of strings", NULL, 0);
+    if (s->merges->arr_n > TFM__MERGE_MAX) return tfm__vocab_fail(err, TFM_ERR_UNSUPPORTED, "more than 2^24 merges", NULL, 0);
+    s->n_merges = (size_t)s->merges->arr_n;
+    return TFM_OK;
+}
+
+/* Places the vocabulary's arrays (or only measures them when a->base is NULL). */
+static void tfm__vocab_layout(tfm__arena *a, tfm_vocab *v, const tfm__vocab_src *s) {
+    uint32_t th = tfm__pow2_at_least(2 * s->n_tokens), mh = s->n_merges ? tfm__pow2_at_least(2 * s->n_merges) : 0;
+    v->tok_off_ = (uint32_t *)tfm__arena_take(a, s->n_tokens * sizeof(uint32_t));
+    v->score_ = (float *)tfm__arena_take(a, s->n_tokens * sizeof(float));
+    v->ttype_ = (uint8_t *)tfm__arena_take(a, s->n_tokens);
+    v->tok_hash_ = (int32_t *)tfm__arena_take(a, (size_t)th * sizeof(int32_t));
+    v->tok_hash_n_ = th;
+    v->merge_ = (int32_t *)tfm__arena_take(a, s->n_merges * 3 * sizeof(int32_t));
+    v->merge_hash_ = (int32_t *)tfm__arena_take(a, (size_t)mh * sizeof(int32_t));
+    v->merge_hash_n_ = mh;
+}
+
+TFMDEF tfm_result tfm_vocab_heap_size(const tfm_gguf *g, size_t *bytes) {
+    tfm__vocab_src s;
+    tfm__arena a;
+    tfm_vocab v;
+    tfm_result rc;
+    if (!bytes) return TFM_ERR_ARG;
+    *bytes = 0;
+    if ((rc = tfm__vocab_scan(g, &s, NULL)) != TFM_OK) return rc;
+    if (s.type == TFM_VOCAB_NONE) return TFM_OK;
+    {   /* the arrays must fit a size_t (32-bit targets) before they are laid out */
+        uint64_t th = tfm__pow2_at_least(2 * s.n_tokens), mh = tfm__pow2_at_least(2 * s.n_merges);
+        uint64_t total = 9 * (uint64_t)s.n_tokens + 4 * th + 12 * (uint64_t)s.n_merges + 4 * mh + 1024;
+        if (total > (uint64_t)SIZE_MAX) return TFM_ERR_NOMEM;
+    }
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__vocab_layout(&a, &v, &s);
+    if (a.used > SIZE_MAX - 64) return TFM_ERR_NOMEM;
+    *bytes = a.used + 64; /* room to align the caller's block */
+    return TFM_OK;
+}
+
+/* Walks the token strings once: offsets, longest token, and the string hash. */
+static tfm_result tfm__vocab_tokens(tfm_vocab *v, const tfm__vocab_src *s) {
+    const uint8_t *p = s->tokens->value;
+    uint32_t mask = v->tok_hash_n_ - 1;
+    size_t i;
+    v->tok_base_ = p;
+    for (i = 0; i < v->tok_hash_n_; i++) v->tok_hash_[i] = -1;
+    for (i = 0; i < s->n_tokens; i++) {
+        uint64_t len;
+        uint32_t h;
+        size_t off = (size_t)(p - v->tok_base_);
+        if (off > 0xFFFFFFFFu) return tfm__vocab_fail(v->error, TFM_ERR_UNSUPPORTED, "token strings larger than 4 GiB", NULL, 0);
+        memcpy(&len, p, 8); /* bounds were checked when the GGUF index was built */
+        v->tok_off_[i] = (uint32_t)off;
+        if (len > v->max_tok_len_) v->max_tok_len_ = (size_t)len;
+        h = tfm__fnv(TFM__FNV_INIT, (const char *)p + 8, (size_t)len) & mask;
+        while (v->tok_hash_[h] >= 0) h = (h + 1) & mask;
+        v->tok_hash_[h] = (int32_t)i; /* equal strings: the lower id sits earlier in the probe */
+        p += 8 + (size_t)len;
+    }
+    return TFM_OK;
+}
+
+static void tfm__vocab_scores_types(tfm_vocab *v, const tfm__vocab_src *s) {
+    size_t i;
+    for (i = 0; i < s->n_tokens; i++) {
+        double d = 0;
+        int64_t t = TFM__TT_NORMAL;
+        if (s->scores) tfm_gguf_arr_float(s->scores, i, &d);
+        if (d != d) d = -1e30; /* NaN would break the heap order */
+        v->score_[i] = d > 3e38 ? 3e38f : d < -3e38 ? -3e38f : (float)d;
+        if (s->types) tfm_gguf_arr_int(s->types, i, &t);
+        v->ttype_[i] = (uint8_t)(t >= 0 && t <= 255 ? t : 0);
+    }
+}
+
+/* Merge i is "left right" (split at the first space after the first byte): its parts and their
+   concatenation must be tokens, the result one that text may become, else the merge can never
+   apply and is marked unusable. */
+static void tfm__vocab_merges(tfm_vocab *v, const tfm__vocab_src *s) {
+    const uint8_t *p;
+    uint32_t mask = v->merge_hash_n_ - 1;
+    size_t i;
+    if (!s->merges) return;
+    for (i = 0; i < v->merge_hash_n_; i++) v->merge_hash_[i] = -1;
+    p = s->merges->value;
+    for (i = 0; i < s->n_merges; i++) {
+        uint64_t len;
+        const char *str = (const char *)p + 8, *sp;
+        int32_t a = -1, b = -1, c = -1;
+        memcpy(&len, p, 8);
+        p += 8 + (size_t)len;
+        sp = len > 2 ? (const char *)memchr(str + 1, ' ', (size_t)len - 2) : NULL;
+        if (sp) {
+            size_t na = (size_t)(sp - str), nb = (size_t)len - na - 1;
+            a = tfm__lookup2(v, str, na, "", 0, 0);
+            b = tfm__lookup2(v, sp + 1, nb, "", 0, 0);
+            c = tfm__lookup2(v, str, na, sp + 1, nb, 0);
+        }
+        if (a < 0 || b < 0 || c < 0 || !tfm__tok_mergeable(v, c)) a = b = c = -1;
+        v->merge_[3 * i] = a; v->merge_[3 * i + 1] = b; v->merge_[3 * i + 2] = c;
+        if (c >= 0 && tfm__merge_rank(v, a, b) < 0) { /* a repeated pair keeps its first rank */
+            uint32_t h = tfm__pair_hash(a, b) & mask;
+            while (v->merge_hash_[h] >= 0) h = (h + 1) & mask;
+            v->merge_hash_[h] = (int32_t)i;
+        }
+    }
+    v->n_merges_ = (int32_t)s->n_merges;
+}
+
+static void tfm__vocab_bytes(tfm_vocab *v) {
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned b;
+    for (b = 0; b < 256; b++) {
+        char buf[8];
+        size_t n;
+        if (v->type == TFM_VOCAB_SPM) {
+            buf[0] = '<'; buf[1] = '0'; buf[2] = 'x'; buf[3] = hex[b >> 4]; buf[4] = hex[b & 15]; buf[5] = '>';
+            n = 6;
+        } else {
+            n = tfm__utf8_put(tfm__byte_to_cp(b), buf);
+        }
+        v->byte_tok_[b] = tfm__lookup2(v, buf, n, "", 0, 0);
+    }
+}
+
+/* A special token id from its key: -1 when absent or out of range (with no vocabulary, any
+   int32 is taken: the model's embedding decides). */
+static int32_t tfm__vocab_id(const tfm_gguf *g, const char *key, int32_t n_tokens) {
+    int64_t id;
+    if (!tfm_gguf_get_int(g, key, &id) || id < 0 || id >= (n_tokens ? n_tokens : INT32_MAX)) return -1;
+    return (int32_t)id;
+}
+
+static size_t tfm__piece(const tfm_vocab *v, int32_t id, int strip_space, char *buf, size_t cap);
+
+static void tfm__vocab_flags(tfm_vocab *v, const tfm_gguf *g) {
+    int32_t i;
+    v->bos_id = tfm__vocab_id(g, "tokenizer.ggml.bos_token_id", v->n_tokens);
+    v->eos_id = tfm__vocab_id(g, "tokenizer.ggml.eos_token_id", v->n_tokens);
+    v->unk_id = tfm__vocab_id(g, "tokenizer.ggml.unknown_token_id", v->n_tokens);
+    v->pad_id = tfm__vocab_id(g, "tokenizer.ggml.padding_token_id", v->n_tokens);
+    v->add_bos = v->type == TFM_VOCAB_SPM || v->pre == TFM_PRE_LLAMA3;
+    v->add_eos = 0;
+    v->add_space_prefix = v->type == TFM_VOCAB_SPM;
+    tfm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos);
+    tfm_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos);
+    if (v->type == TFM_VOCAB_SPM) tfm_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix);
+    v->max_piece_len = 0;
+    for (i = 0; i < v->n_tokens; i++) {
+        size_t n = tfm__piece(v, i, 0, NULL, 0);
+        if (n > v->max_piece_len) v->max_piece_len = n;
+    }
+}
+
+TFMDEF tfm_result tfm_vocab_init_preallocated(tfm_vocab *v, const tfm_gguf *g, void *heap, size_t heap_size) {
+    tfm__vocab_src s;
+    tfm__arena a;
+    size_t need, skip;
+    tfm_result rc;
+    if (!v) return TFM_ERR_ARG;
+    memset(v, 0, sizeof *v);
+    if ((rc = tfm__vocab_scan(g, &s, v->error)) != TFM_OK) return rc;
+    if ((rc = tfm_vocab_heap_size(g, &need)) != TFM_OK)
+        return tfm__vocab_fail(v->error, rc, "vocabulary too large for this platform", NULL, 0);
+    if (s.type == TFM_VOCAB_NONE) {
+        tfm__vocab_flags(v, g);
+        return TFM_OK;
+    }
+    skip = heap ? tfm__align_up((size_t)heap, 64) - (size_t)heap : 0;
+    if (!heap || heap_size < need) return tfm__vocab_fail(v->error, TFM_ERR_BUFFER, "vocabulary heap too small", NULL, 0);
+    a.base = (unsigned char *)heap + skip; a.used = 0; a.cap = heap_size - skip;
+    v->type = s.type;
+    v->pre = s.pre;
+    v->n_tokens = (int32_t)s.n_tokens;
+    tfm__vocab_layout(&a, v, &s);
+    if ((rc = tfm__vocab_tokens(v, &s)) != TFM_OK) {
+        char err[TFM__VERR];
+        memcpy(err, v->error, sizeof err);
+        memset(v, 0, sizeof *v); /* nothing half-built stays usable */
+        memcpy(v->error, err, sizeof err);
+        return rc;
+    }
+    tfm__vocab_scores_types(v, &s);
+    tfm__vocab_merges(v, &s);
+    tfm__vocab_bytes(v);
+    tfm__vocab_flags(v, g);
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_vocab_init(tfm_vocab *v, const tfm_gguf *g) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!v) return TFM_ERR_ARG;
+    memset(v, 0, sizeof *v);
+    if ((rc = tfm_vocab_heap_size(g, &need)) != TFM_OK) return tfm_vocab_init_preallocated(v, g, NULL, 0); /* fills error */
+    if (need == 0) return tfm_vocab_init_preallocated(v, g, NULL, 0); /* no vocabulary */
+    heap = TFM_MALLOC(need);
+    if (!heap) return tfm__vocab_fail(v->error, TFM_ERR_NOMEM, "out of memory for the vocabulary", NULL, 0);
+    rc = tfm_vocab_init_preallocated(v, g, heap, need);
+    if (rc != TFM_OK) TFM_FREE(heap);
+    else v->heap_ = heap;
+    return rc;
+}
+
+TFMDEF void tfm_vocab_free(tfm_vocab *v) {
+    if (!v) return;
+    if (v->heap_) TFM_FREE(v->heap_);
+    memset(v, 0, sizeof *v);
+}
+
+TFMDEF int32_t tfm_vocab_find(const tfm_vocab *v, const char *piece, size_t len) {
+    if (!v || !v->tok_off_ || (!piece && len)) return -1;
+    return tfm__lookup2(v, len ? piece : "", len, "", 0, 0);
+}
+
+/* ---- decoding */
+
+static void tfm__put_byte(char *buf, size_t cap, size_t *n, char c) {
+    if (*n < cap) buf[*n] = c;
+    (*n)++;
+}
+
+/* <0xXX> -> XX, or -1. */
+static int tfm__byte_piece(tfm_str s) {
+    int hi, lo;
+    if (s.len != 6 || memcmp(s.ptr, "<0x", 3) != 0 || s.ptr[5] != '>') return -1;
+    hi = s.ptr[3]; lo = s.ptr[4];
+    hi = hi >= '0' && hi <= '9' ? hi - '0' : (hi | 32) >= 'a' && (hi | 32) <= 'f' ? (hi | 32) - 'a' + 10 : -1;
+    lo = lo >= '0' && lo <= '9' ? lo - '0' : (lo | 32) >= 'a' && (lo | 32) <= 'f' ? (lo | 32) - 'a' + 10 : -1;
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/* Decoded bytes of token id (valid): writes up to cap of them to buf, returns the full count. */
+static size_t tfm__piece(const tfm_vocab *v, int32_t id, int strip_space, char *buf, size_t cap) {
+    tfm_str s = tfm__tok(v, id);
+    int t = v->ttype_[id], byte;
+    size_t n = 0, i = 0, k;
+    if (t == TFM__TT_CONTROL || t == TFM__TT_UNUSED) return 0;
+    if (t == TFM__TT_UNKNOWN) {
+        for (k = 0; k < 3; k++) tfm__put_byte(buf, cap, &n, "\xe2\x96\x85"[k]);
+        return n;
+    }
+    if (t == TFM__TT_BYTE && (byte = tfm__byte_piece(s)) >= 0) {
+        tfm__put_byte(buf, cap, &n, (char)byte);
+        return n;
+    }
+    if (v->type == TFM_VOCAB_SPM) {
+        for (; i < s.len; i++) {
+            if (i + 2 < s.len && memcmp(s.ptr + i, "\xe2\x96\x81", 3) == 0) {
+                if (!(strip_space && n == 0 && i == 0)) tfm__put_byte(buf, cap, &n, ' ');
+                i += 2;
+            } else {
+                tfm__put_byte(buf, cap, &n, s.ptr[i]);
+            }
+        }
+        return n;
+    }
+    while (i < s.len) { /* byte-level: characters back to bytes; user-defined text as it is */
+        uint32_t cp;
+        size_t len = tfm__utf8_char((const uint8_t *)s.ptr + i, s.len - i, &cp);
+        byte = t == TFM__TT_USER ? -1 : tfm__cp_to_byte(cp);
+        if (byte >= 0) tfm__put_byte(buf, cap, &n, (char)byte);
+        else for (k = 0; k < len; k++) tfm__put_byte(buf, cap, &n, s.ptr[i + k]);
+        i += len;
+    }
+    return n;
+}
+
+TFMDEF size_t tfm_token_to_piece(const tfm_vocab *v, int32_t prev_token, int32_t token, char *buf, size_t cap) {
+    int strip;
+    size_t n;
+    if (!v || !v->tok_off_ || token < 0 || token >= v->n_tokens || (!buf && cap)) return 0;
+    strip = v->type == TFM_VOCAB_SPM && v->add_space_prefix && prev_token >= 0 && prev_token == v->bos_id;
+    n = tfm__piece(v, token, strip, buf, cap);
+    return n < cap ? n : cap;
+}
+
+TFMDEF tfm_result tfm_detokenize(const tfm_vocab *v, const int32_t *ids, size_t n, char *buf, size_t cap, size_t *n_needed) {
+    size_t i, total = 0;
+    int bad = 0, at_start = 1;
+    if (n_needed) *n_needed = 0;
+    if (!v || (!ids && n) || (!buf && cap) || !n_needed) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
+    for (i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        int strip, t;
+        if (id < 0 || id >= v->n_tokens) { bad = 1; continue; }
+        t = v->ttype_[id];
+        strip = at_start && v->type == TFM_VOCAB_SPM && v->add_space_prefix;
+        total += tfm__piece(v, id, strip, total < cap ? buf + total : NULL, total < cap ? cap - total : 0);
+        if (t != TFM__TT_CONTROL && t != TFM__TT_UNUSED) at_start = 0;
+    }
+    *n_needed = total;
+    if (total < cap) buf[total] = 0;
+    return bad ? TFM_ERR_TOKEN : total > cap ? TFM_ERR_BUFFER : TFM_OK;
+}
+
+/* ---- encoding: the merge engine */
+
+typedef struct {
+    int32_t prev, next;   /* neighbours in the list, -1 at the ends */
+    int32_t id;           /* this symbol's token, -1 if it is none */
+    int32_t pair;         /* token made by merging with next, -1 if none */
+    int32_t hpos;         /* place in the heap, -1 when not queued */
+    uint32_t start;       /* offset of the symbol's bytes in the text */
+} tfm__sym;
+
+/* A queued merge; the priority is kept here so that sifting stays inside the heap array. */
+typedef struct {
+    float prio;           /* score (SentencePiece) or -rank (BPE) */
+    int32_t sym;          /* left symbol of the pair */
+} tfm__qent;
+
+typedef struct {
+    const tfm_vocab *v;
+    tfm__sym *s;          /* [n_sym] */
+    tfm__qent *heap;      /* [n_heap] queued merges, best first */
+    int32_t n_heap;
+    const char *text;     /* SentencePiece: the escaped text the symbols point into */
+    size_t text_len;
+    int32_t *out;         /* emitted ids: [cap], n counts all of them */
+    size_t cap, n;
+} tfm__enc;
+
+static void tfm__emit(tfm__enc *e, int32_t id) {
+    if (e->n < e->cap) e->out[e->n] = id;
+    e->n++;
+}
+
+/* Higher priority first, then the leftmost symbol. */
+static int tfm__heap_before(tfm__qent a, tfm__qent b) {
+    return a.prio > b.prio || (a.prio == b.prio && a.sym < b.sym);
+}
+
+static void tfm__heap_set(tfm__enc *e, int32_t pos, tfm__qent q) {
+    e->heap[pos] = q;
+    e->s[q.sym].hpos = pos;
+}
+
+/* A 4-ary heap: half the depth of a binary one, and the 4 children share a cache line. */
+static void tfm__heap_up(tfm__enc *e, int32_t pos) {
+    tfm__qent q = e->heap[pos];
+    while (pos > 0 && tfm__heap_before(q, e->heap[(pos - 1) / 4])) {
+        tfm__heap_set(e, pos, e->heap[(pos - 1) / 4]);
+        pos = (pos - 1) / 4;
+    }
+    tfm__heap_set(e, pos, q);
+}
+
+static void tfm__heap_down(tfm__enc *e, int32_t pos) {
+    tfm__qent q = e->heap[pos];
+    for (;;) {
+        int32_t c = 4 * pos + 1, best = c, k;
+        if (c >= e->n_heap) break;
+        for (k = c + 1; k < c + 4 && k < e->n_heap; k++)
+            if (tfm__heap_before(e->heap[k], e->heap[best])) best = k;
+        if (!tfm__heap_before(e->heap[best], q)) break;
+        tfm__heap_set(e, pos, e->heap[best]);
+        pos = best;
+    }
+    tfm__heap_set(e, pos, q);
+}
+
+static void tfm__heap_remove(tfm__enc *e, int32_t sym) {
+    int32_t pos = e->s[sym].hpos;
+    tfm__qent last = e->heap[--e->n_heap];
+    e->s[sym].hpos = -1;
+    if (last.sym == sym) return;
+    tfm__heap_set(e, pos, last);
+    tfm__heap_up(e, pos);
+    tfm__heap_down(e, e->s[last.sym].hpos);
+}
+
+/* Finds the merge of symbol i with its right neighbour and (re)queues or dequeues i. */
+static void tfm__requeue(tfm__enc *e, int32_t i) {
+    tfm__sym *a = &e->s[i];
+    int32_t j = a->next;
+    tfm__qent q;
+    q.sym = i;
+    q.prio = 0;
+    a->pair = -1;
+    if (j >= 0 && e->v->type == TFM_VOCAB_SPM) {
+        size_t end = e->s[j].next >= 0 ? e->s[e->s[j].next].start : e->text_len;
+        a->pair = tfm__lookup2(e->v, e->text + a->start, end - a->start, "", 0, 1);
+        if (a->pair >= 0) q.prio = e->v->score_[a->pair];
+    } else if (j >= 0 && a->id >= 0 && e->s[j].id >= 0) {
+        int32_t r = tfm__merge_rank(e->v, a->id, e->s[j].id);
+        if (r >= 0) { a->pair = e->v->merge_[3 * r + 2]; q.prio = -(float)r; }
+    }
+    if (a->pair < 0) {
+        if (a->hpos >= 0) tfm__heap_remove(e, i);
+    } else if (a->hpos >= 0) {
+        e->heap[a->hpos] = q;
+        tfm__heap_up(e, a->hpos);
+        tfm__heap_down(e, a->hpos);
+    } else {
+        e->heap[e->n_heap] = q;
+        tfm__heap_up(e, e->n_heap++);
+    }
+}
+
+/* Merges symbols 0..n-1 (linked in order, ids set) until no pair merges. */
+static void tfm__merge_all(tfm__enc *e, int32_t n) {
+    int32_t i;
+    e->n_heap = 0;
+    for (i = 0; i < n; i++) e->s[i].hpos = -1;
+    for (i = 0; i + 1 < n; i++) tfm__requeue(e, i);
+    while (e->n_heap > 0) {
+        int32_t j, k;
+        i = e->heap[0].sym;
+        j = e->s[i].next;
+        tfm__heap_remove(e, i);
+        e->s[i].id = e->s[i].pair;
+        if (e->s[j].hpos >= 0) tfm__heap_remove(e, j);
+        k = e->s[j].next;
+        e->s[i].next = k;
+        if (k >= 0) e->s[k].prev = i;
+        tfm__requeue(e, i);
+        if (e->s[i].prev >= 0) tfm__requeue(e, e->s[i].prev);
+    }
+}
+
+static void tfm__sym_init(tfm__sym *s, int32_t i, int32_t n, int32_t id, size_t start) {
+    s->prev = i - 1;
+    s->next = i + 1 < n ? i + 1 : -1;
+    s->id = id;
+    s->pair = -1;
+    s->hpos = -1;
+    s->start = (uint32_t)start;
+}
+
+/* SentencePiece: escape, split into characters, merge, emit with byte fallback. */
+static void tfm__encode_spm(tfm__enc *e, const char *text, size_t len, char *esc) {
+    const tfm_vocab *v = e->v;
+    size_t i, m = 0, p;
+    int32_t n = 0, k;
+    if (len == 0) return;
+    if (v->add_space_prefix) { memcpy(esc, "\xe2\x96\x81", 3); m = 3; }
+    for (i = 0; i < len; i++) {
+        if (text[i] == ' ') { memcpy(esc + m, "\xe2\x96\x81", 3); m += 3; }
+        else esc[m++] = text[i];
+    }
+    e->text = esc;
+    e->text_len = m;
+    for (p = 0; p < m; n++) {
+        uint32_t cp;
+        size_t cl = tfm__utf8_char((const uint8_t *)esc + p, m - p, &cp);
+        e->s[n].start = (uint32_t)p;
+        p += cl;
+    }
+    for (k = 0; k < n; k++) {
+        size_t start = e->s[k].start, end = k + 1 < n ? e->s[k + 1].start : m;
+        tfm__sym_init(&e->s[k], k, n, tfm__lookup2(v, esc + start, end - start, "", 0, 1), start);
+    }
+    tfm__merge_all(e, n);
+    for (k = 0; k >= 0; k = e->s[k].next) {
+        size_t start = e->s[k].start, end = e->s[k].next >= 0 ? e->s[e->s[k].next].start : m, b;
+        int all = 1;
+        if (e->s[k].id >= 0) { tfm__emit(e, e->s[k].id); continue; }
+        for (b = start; b < end; b++) all &= v->byte_tok_[(uint8_t)esc[b]] >= 0;
+        if (all) for (b = start; b < end; b++) tfm__emit(e, v->byte_tok_[(uint8_t)esc[b]]);
+        else if (v->unk_id >= 0) tfm__emit(e, v->unk_id);
+    }
+}
+
+/* Byte-level BPE of one pre-tokenized piece. mapped: room for 2 * len bytes. */
+static void tfm__encode_bpe_word(tfm__enc *e, const uint8_t *w, size_t len, char *mapped) {
+    const tfm_vocab *v = e->v;
+    int32_t k, n = (int32_t)len;
+    if (len == 1) {
+        if (v->byte_tok_[w[0]] >= 0) tfm__emit(e, v->byte_tok_[w[0]]);
+        else if (v->unk_id >= 0) tfm__emit(e, v->unk_id);
+        return;
+    }
+    if (v->pre == TFM_PRE_LLAMA3) { /* llama.cpp's ignore_merges: a piece that is a token stays whole */
+        size_t m = 0, i;
+        int32_t id;
+        for (i = 0; i < len; i++) m += tfm__utf8_put(tfm__byte_to_cp(w[i]), mapped + m);
+        id = tfm__lookup2(v, mapped, m, "", 0, 1);
+        if (id >= 0) { tfm__emit(e, id); return; }
+    }
+    for (k = 0; k < n; k++) tfm__sym_init(&e->s[k], k, n, v->byte_tok_[w[k]], (size_t)k);
+    tfm__merge_all(e, n);
+    for (k = 0; k >= 0; k = e->s[k].next) {
+        if (e->s[k].id >= 0) tfm__emit(e, e->s[k].id);
+        else if (v->unk_id >= 0) tfm__emit(e, v->unk_id);
+    }
+}
+
+static void tfm__encode_bpe(tfm__enc *e, const char *text, size_t len, char *mapped) {
+    const uint8_t *t = (const uint8_t *)text;
+    size_t p = 0;
+    while (p < len) {
+        size_t end = tfm__pretok_next(e->v->pre, t, len, p);
+        if (end <= p) end = p + 1; /* cannot happen; guarantees progress */
+        tfm__encode_bpe_word(e, t + p, end - p, mapped);
+        p = end;
+    }
+}
+
+/* Places the work memory (or only measures it when a->base is NULL). */
+static void tfm__work_layout(tfm__arena *a, const tfm_vocab *v, size_t len, char **text, tfm__sym **s, tfm__qent **heap) {
+    size_t n_sym = len + 1, n_text = v->type == TFM_VOCAB_SPM ? 3 * len + 3 : 2 * len + 1;
+    *text = (char *)tfm__arena_take(a, n_text);
+    *s = (tfm__sym *)tfm__arena_take(a, n_sym * sizeof(tfm__sym));
+    *heap = (tfm__qent *)tfm__arena_take(a, n_sym * sizeof(tfm__qent));
+}
+
+/* 0 when the text is too long for a size_t (32-bit targets) or the limit. */
+TFMDEF size_t tfm_tokenize_work_size(const tfm_vocab *v, size_t len) {
+    tfm__arena a;
+    char *text;
+    tfm__sym *s;
+    tfm__qent *heap;
+    if (!v || !v->tok_off_ || len > TFM__TEXT_MAX) return 0;
+    if ((3 + sizeof(tfm__sym) + sizeof(tfm__qent)) * (uint64_t)(len + 1) + 1024 > (uint64_t)SIZE_MAX) return 0;
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__work_layout(&a, v, len, &text, &s, &heap);
+    return a.used + 64;
+}
+
+TFMDEF tfm_result tfm_tokenize_ex(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                                  int32_t *out, size_t cap, size_t *n_out, void *work, size_t work_size) {
+    tfm__enc e;
+    tfm__arena a;
+    char *buf;
+    size_t skip;
+    if (n_out) *n_out = 0;
+    if (!v || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
+    if (tfm_tokenize_work_size(v, len) == 0) return TFM_ERR_ARG; /* text too long */
+    if (!work || work_size < tfm_tokenize_work_size(v, len)) return TFM_ERR_BUFFER;
+    skip = tfm__align_up((size_t)work, 64) - (size_t)work;
+    a.base = (unsigned char *)work + skip; a.used = 0; a.cap = work_size - skip;
+    memset(&e, 0, sizeof e);
+    e.v = v; e.out = out; e.cap = cap;
+    tfm__work_layout(&a, v, len, &buf, &e.s, &e.heap);
+    if (add_special && v->add_bos && v->bos_id >= 0) tfm__emit(&e, v->bos_id);
+    if (v->type == TFM_VOCAB_SPM) tfm__encode_spm(&e, text, len, buf);
+    else tfm__encode_bpe(&e, text, len, buf);
+    if (add_special && v->add_eos && v->eos_id >= 0) tfm__emit(&e, v->eos_id);
+    *n_out = e.n;
+    return e.n > cap ? TFM_ERR_BUFFER : TFM_OK;
+}
+
+TFMDEF tfm_result tfm_tokenize(const tfm_vocab *v, const char *text, size_t len, int add_special,
+                               int32_t *out, size_t cap, size_t *n_out) {
+    size_t need;
+    void *work;
+    tfm_result rc;
+    if (n_out) *n_out = 0;
+    if (!v || (!text && len) || (!out && cap) || !n_out || len > TFM__TEXT_MAX) return TFM_ERR_ARG;
+    if (!v->tok_off_) return TFM_ERR_MISSING; /* no vocabulary */
+    need = tfm_tokenize_work_size(v, len);
+    if (need == 0) return TFM_ERR_ARG;
+    work = TFM_MALLOC(need);
+    if (!work) return TFM_ERR_NOMEM;
+    rc = tfm_tokenize_ex(v, text, len, add_special, out, cap, n_out, work, need);
+    TFM_FREE(work);
+    return rc;
 }
 /* >>tokenizer-impl-end */
 
@@ -2721,13 +4033,13 @@ TFMDEF int32_t tfm_argmax(const float *x, int32_t n) {
 }
 
 TFMDEF void tfm_log_softmax(const float *logits, float *out, int32_t n) {
-    double sum = 0;
+    float sum = 0; /* terms are <= 1 and the largest is 1: float is enough, and cheap on Cortex-M */
     float max, lse;
     int32_t i;
     if (!logits || !out || n <= 0) return;
     max = logits[tfm_argmax(logits, n)];
-    for (i = 0; i < n; i++) sum += (double)TFM_EXPF(logits[i] - max);
-    lse = max + TFM_LOGF((float)sum);
+    for (i = 0; i < n; i++) sum += TFM_EXPF(logits[i] - max);
+    lse = max + TFM_LOGF(sum);
     for (i = 0; i < n; i++) out[i] = logits[i] - lse;
 }
 
@@ -2742,10 +4054,11 @@ TFMDEF tfm_result tfm_sampler_init_preallocated(tfm_sampler *s, const tfm_sample
     tfm__arena a;
     if (!s) return TFM_ERR_ARG;
     memset(s, 0, sizeof *s);
-    if (tfm_sampler_heap_size(n_vocab, &need) != TFM_OK || !heap || heap_size < need) return heap ? TFM_ERR_BUFFER : TFM_ERR_ARG;
     if (cfg) s->cfg = *cfg;
     if (!(s->cfg.temperature >= 0) || s->cfg.top_k < 0 || !(s->cfg.top_p >= 0) || !(s->cfg.min_p >= 0 && s->cfg.min_p <= 1) || !(s->cfg.repeat_penalty >= 0) || s->cfg.repeat_last_n < 0)
         return TFM_ERR_ARG;
+    if (tfm_sampler_heap_size(n_vocab, &need) != TFM_OK) return TFM_ERR_ARG;
+    if (!heap || heap_size < need) return TFM_ERR_BUFFER;
     if (s->cfg.repeat_last_n == 0) s->cfg.repeat_last_n = 64;
     s->n_vocab = n_vocab;
     s->rng = s->cfg.seed ? s->cfg.seed : 0x9e3779b97f4a7c15ull;
@@ -2824,17 +4137,22 @@ TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *hi
     memcpy(s->probs, logits, (size_t)V * sizeof(float));
     tfm__apply_repeat_penalty(s, history, n_history);
     max = s->probs[tfm_argmax(s->probs, V)];
+    if (!(max > -HUGE_VALF && max < HUGE_VALF)) return tfm_argmax(logits, V); /* inf or all -inf: nothing to draw from */
     for (i = 0, sum = 0; i < V; i++) { s->probs[i] = TFM_EXPF((s->probs[i] - max) / s->cfg.temperature); sum += s->probs[i]; }
+    if (!(sum > 0 && sum < HUGE_VALF)) return tfm_argmax(logits, V); /* NaN logits */
     for (i = 0; i < V; i++) s->probs[i] /= sum;
     cut = s->cfg.min_p;
     for (i = 0, n = 0; i < V; i++)
         if (s->probs[i] > 0) s->idx[n++] = i;
     tfm__cand_sort(s->probs, s->idx, n);
+    if (n == 0) return tfm_argmax(logits, V);
     if (s->cfg.top_k > 0 && s->cfg.top_k < n) n = s->cfg.top_k;
     if (s->cfg.top_p > 0 && s->cfg.top_p < 1) {
+        float kept = 0; /* top-p looks at the distribution top-k left, renormalized */
+        for (i = 0; i < n; i++) kept += s->probs[s->idx[i]];
         for (i = 0, acc = 0; i < n; i++) {
             acc += s->probs[s->idx[i]];
-            if (acc >= s->cfg.top_p) { n = i + 1; break; }
+            if (acc >= s->cfg.top_p * kept) { n = i + 1; break; }
         }
     }
     if (cut > 0) {
@@ -2853,6 +4171,400 @@ TFMDEF int32_t tfm_sample(tfm_sampler *s, const float *logits, const int32_t *hi
 
 /* ===================================================================== >>search */
 /* >>search-impl-begin */
+/* Beam search (see the API section for the semantics and the differences from Hugging Face). */
+
+typedef struct { float score, logprob, logq; int32_t beam, token; } tfm__beam_cand;
+
+/* A sequence in two parts, a ++ b (prompt and output), n values in all. */
+typedef struct { const int32_t *a; int32_t na; const int32_t *b; int32_t n; } tfm__seq2;
+
+static int tfm__finite(float x) { return x >= -3.4e38f && x <= 3.4e38f; } /* false for inf and NaN */
+
+static int32_t tfm__seq2_at(const tfm__seq2 *s, int32_t i) { return i < s->na ? s->a[i] : s->b[i - s->na]; }
+
+static tfm_result tfm__beam_fail(tfm_beam *b, tfm_result rc, const char *what, const char *detail) {
+    tfm__set_error(b->error, sizeof b->error, what, detail, detail ? strlen(detail) : 0);
+    return rc;
+}
+
+static tfm_result tfm__beam_check(const tfm_beam_config *c, char *err, size_t errcap) {
+    const tfm_beam_condition *q = &c->cond;
+    const char *bad = NULL;
+    if (c->n_beams < 1 || c->n_beams > 4096) bad = "n_beams must be in 1..4096";
+    else if (c->n_return < 1 || c->n_return > c->n_beams) bad = "n_return must be in 1..n_beams";
+    else if (c->max_new_tokens < 0 || c->min_new_tokens < 0 || c->no_repeat_ngram_size < 0) bad = "max_new_tokens, min_new_tokens and no_repeat_ngram_size must be >= 0";
+    else if (!tfm__finite(c->length_penalty)) bad = "length_penalty must be finite";
+    else if ((unsigned)c->early_stopping > (unsigned)TFM_EARLY_NEVER) bad = "unknown early_stopping";
+    else if (q->no_repeat_ngram < 0 || q->no_prompt_copy < 0 || q->min_len < 0 || q->max_len < 0 || q->fn_top_k < 0) bad = "condition lengths must be >= 0";
+    else if (q->max_len > 0 && q->min_len > q->max_len) bad = "condition min_len exceeds max_len";
+    if (!bad) return TFM_OK;
+    tfm__set_error(err, errcap, bad, NULL, 0);
+    return TFM_ERR_ARG;
+}
+
+/* Resolves zero defaults (into c) and the session under it; cap_tokens bounds an output's length. */
+static tfm_result tfm__beam_resolve(const tfm_model *m, const tfm_beam_config *in, tfm_beam_config *c, int32_t *cap_tokens, char *err, size_t errcap) {
+    tfm_session_config sc;
+    int32_t capacity, V;
+    tfm_result rc;
+    memset(c, 0, sizeof *c);
+    if (in) *c = *in;
+    if (!m || !m->arch) { tfm__set_error(err, errcap, "no model", NULL, 0); return TFM_ERR_ARG; }
+    V = m->hp.n_vocab;
+    if (c->n_beams == 0) c->n_beams = 4;
+    if (c->n_return == 0) c->n_return = 1;
+    if ((rc = tfm__beam_check(c, err, errcap)) != TFM_OK) return rc;
+    c->session.n_seq = c->n_beams;
+    if ((rc = tfm__session_resolve(m, &c->session, &sc, &capacity, err, errcap)) != TFM_OK) return rc;
+    c->session = sc;
+    if (c->eos_id == 0) c->eos_id = m->vocab.eos_id >= 0 && m->vocab.eos_id < V ? m->vocab.eos_id : -1;
+    else if (c->eos_id < -1 || c->eos_id >= V) { tfm__set_error(err, errcap, "eos_id out of range", NULL, 0); return TFM_ERR_TOKEN; }
+    if (c->eos_id < 0 && c->cond.max_len > 0) { tfm__set_error(err, errcap, "condition max_len needs an EOS token (or use max_new_tokens)", NULL, 0); return TFM_ERR_ARG; }
+    if (c->max_new_tokens > sc.n_ctx) { tfm__set_error(err, errcap, "max_new_tokens exceeds n_ctx", NULL, 0); return TFM_ERR_CONTEXT; }
+    if (c->cond.fn_top_k > V) c->cond.fn_top_k = V;
+    *cap_tokens = c->max_new_tokens ? c->max_new_tokens : sc.n_ctx;
+    return TFM_OK;
+}
+
+/* Lays the searcher's arrays out after the session's block; with a NULL base it only measures. */
+static void *tfm__beam_layout(tfm_beam *b, tfm__arena *a, size_t session_bytes) {
+    const size_t N = (size_t)b->cfg.n_beams, T = (size_t)b->cap_tokens_, V = (size_t)b->model->hp.n_vocab;
+    void *session_heap = tfm__arena_take(a, session_bytes);
+    if (T + 1 > (SIZE_MAX / sizeof(int32_t)) / (3 * N + 1)) { a->used = SIZE_MAX; return NULL; }
+    b->beam_seq = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->beam_logprob = (float *)tfm__arena_take(a, N * sizeof(float));
+    b->beam_logq = (float *)tfm__arena_take(a, N * sizeof(float));
+    b->beam_tokens = (int32_t *)tfm__arena_take(a, N * T * sizeof(int32_t));
+    b->tokens_next_ = (int32_t *)tfm__arena_take(a, N * T * sizeof(int32_t));
+    b->hyps = (tfm_beam_hyp *)tfm__arena_take(a, N * sizeof(tfm_beam_hyp));
+    b->hyp_tokens_ = (int32_t *)tfm__arena_take(a, N * T * sizeof(int32_t));
+    b->hyp_order_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->next_src_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->next_seq_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->next_tok_ = (int32_t *)tfm__arena_take(a, N * sizeof(int32_t));
+    b->claimed_ = (unsigned char *)tfm__arena_take(a, N);
+    b->prompt_ = (int32_t *)tfm__arena_take(a, (size_t)b->cfg.session.n_ctx * sizeof(int32_t));
+    b->logp_ = (float *)tfm__arena_take(a, V * sizeof(float));
+    b->cand_ = tfm__arena_take(a, 2 * N * sizeof(tfm__beam_cand));
+    b->scratch_ = (int32_t *)tfm__arena_take(a, (T + 1) * sizeof(int32_t));
+    b->topk_ = (int32_t *)tfm__arena_take(a, ((size_t)b->cfg.cond.fn_top_k + 1) * sizeof(int32_t));
+    return session_heap;
+}
+
+TFMDEF tfm_result tfm_beam_heap_size(const tfm_model *m, const tfm_beam_config *cfg, size_t *bytes) {
+    tfm_beam b;
+    tfm__arena a;
+    size_t session_bytes;
+    tfm_result rc;
+    if (!bytes) return TFM_ERR_ARG;
+    memset(&b, 0, sizeof b);
+    if ((rc = tfm__beam_resolve(m, cfg, &b.cfg, &b.cap_tokens_, b.error, sizeof b.error)) != TFM_OK) return rc;
+    if ((rc = tfm_session_heap_size(m, &b.cfg.session, &session_bytes)) != TFM_OK) return rc;
+    b.model = m;
+    a.base = NULL; a.used = 0; a.cap = 0;
+    tfm__beam_layout(&b, &a, session_bytes);
+    if (a.used == SIZE_MAX) return TFM_ERR_NOMEM;
+    *bytes = a.used + 64;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_init_preallocated(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg, void *heap, size_t heap_size) {
+    tfm__arena a;
+    size_t need = 0, session_bytes = 0;
+    void *session_heap;
+    tfm_result rc;
+    if (!b) return TFM_ERR_ARG;
+    memset(b, 0, sizeof *b);
+    if ((rc = tfm__beam_resolve(m, cfg, &b->cfg, &b->cap_tokens_, b->error, sizeof b->error)) != TFM_OK) return rc;
+    if ((rc = tfm_beam_heap_size(m, cfg, &need)) != TFM_OK) return tfm__beam_fail(b, rc, "cannot size the beam search", NULL);
+    if (!heap || heap_size < need) return tfm__beam_fail(b, TFM_ERR_BUFFER, "beam search heap too small", NULL);
+    b->model = m;
+    tfm_session_heap_size(m, &b->cfg.session, &session_bytes);
+    a.base = (unsigned char *)heap; a.used = 0; a.cap = heap_size;
+    session_heap = tfm__beam_layout(b, &a, session_bytes);
+    rc = tfm_session_init_preallocated(&b->session, m, &b->cfg.session, session_heap, session_bytes);
+    if (rc != TFM_OK) { b->model = NULL; return tfm__beam_fail(b, rc, "session: ", b->session.error); } /* refuse later calls */
+    b->stopped = 1;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_init(tfm_beam *b, const tfm_model *m, const tfm_beam_config *cfg) {
+    size_t need;
+    void *heap;
+    tfm_result rc;
+    if (!b) return TFM_ERR_ARG;
+    memset(b, 0, sizeof *b);
+    rc = tfm_beam_heap_size(m, cfg, &need);
+    if (rc != TFM_OK) return tfm_beam_init_preallocated(b, m, cfg, NULL, 0); /* names the problem */
+    heap = TFM_MALLOC(need);
+    if (!heap) return tfm__beam_fail(b, TFM_ERR_NOMEM, "out of memory for the beam search", NULL);
+    rc = tfm_beam_init_preallocated(b, m, cfg, heap, need);
+    if (rc != TFM_OK) { TFM_FREE(heap); return rc; }
+    b->heap_ = heap;
+    return TFM_OK;
+}
+
+TFMDEF void tfm_beam_free(tfm_beam *b) {
+    if (!b) return;
+    if (b->heap_) TFM_FREE(b->heap_);
+    memset(b, 0, sizeof *b);
+}
+
+/* Bans (logp = -inf) every token that would end a k-gram of hist + token already present in src;
+   `keep` is never banned (EOS is not part of the output). */
+static void tfm__ban_ngrams(const tfm__seq2 *src, const tfm__seq2 *hist, int32_t k, int32_t keep, float *logp) {
+    int32_t i, j;
+    if (hist->n < k - 1) return;
+    for (i = 0; i + k <= src->n; i++) {
+        int32_t t;
+        for (j = 0; j < k - 1; j++)
+            if (tfm__seq2_at(src, i + j) != tfm__seq2_at(hist, hist->n - (k - 1) + j)) break;
+        if (j < k - 1) continue;
+        t = tfm__seq2_at(src, i + k - 1);
+        if (t != keep) logp[t] = -INFINITY;
+    }
+}
+
+/* The hard rules: Hugging Face's min_new_tokens and no_repeat_ngram_size, and the built-in
+   conditions, each decided exactly from the beam's tokens gen[cur]. */
+static void tfm__beam_ban(const tfm_beam *b, const int32_t *gen, int32_t cur, float *logp) {
+    const tfm_beam_config *c = &b->cfg;
+    const int32_t eos = c->eos_id, V = b->model->hp.n_vocab;
+    tfm__seq2 all, out, prompt;
+    int32_t t;
+    all.a = b->prompt_; all.na = b->n_prompt_; all.b = gen; all.n = b->n_prompt_ + cur;
+    out.a = NULL; out.na = 0; out.b = gen; out.n = cur;
+    prompt.a = b->prompt_; prompt.na = b->n_prompt_; prompt.b = NULL; prompt.n = b->n_prompt_;
+    if (eos >= 0 && (cur < c->min_new_tokens || cur < c->cond.min_len || (c->cond.not_empty && cur == 0))) logp[eos] = -INFINITY;
+    if (c->cond.max_len > 0 && cur >= c->cond.max_len)
+        for (t = 0; t < V; t++)
+            if (t != eos) logp[t] = -INFINITY;
+    if (c->no_repeat_ngram_size > 0) tfm__ban_ngrams(&all, &all, c->no_repeat_ngram_size, -1, logp);
+    if (c->cond.no_repeat_ngram > 0) tfm__ban_ngrams(&out, &out, c->cond.no_repeat_ngram, eos, logp);
+    if (c->cond.no_prompt_copy > 0) tfm__ban_ngrams(&prompt, &out, c->cond.no_prompt_copy, eos, logp);
+}
+
+/* Candidate order: higher score first, then lower beam, then lower token id. */
+static int tfm__cand_ahead(const tfm__beam_cand *x, const tfm__beam_cand *y) {
+    if (x->score != y->score) return x->score > y->score;
+    return x->beam != y->beam ? x->beam < y->beam : x->token < y->token;
+}
+
+/* Keeps the 2 * n_beams best candidates, ranked. */
+static void tfm__beam_offer(tfm_beam *b, float score, float logprob, float logq, int32_t beam, int32_t token) {
+    tfm__beam_cand *c = (tfm__beam_cand *)b->cand_, x;
+    const int32_t cap = 2 * b->cfg.n_beams, n = b->n_cand_;
+    int32_t p;
+    if (!tfm__finite(score)) return;
+    x.score = score; x.logprob = logprob; x.logq = logq; x.beam = beam; x.token = token;
+    if (n == cap && !tfm__cand_ahead(&x, &c[n - 1])) return;
+    p = n < cap ? n : cap - 1; /* append, or drop the last */
+    while (p > 0 && tfm__cand_ahead(&x, &c[p - 1])) { c[p] = c[p - 1]; p--; }
+    c[p] = x;
+    if (n < cap) b->n_cand_++;
+}
+
+/* Indices of the k largest finite values of x[n] (ties: lower index), largest first. */
+static int32_t tfm__topk(const float *x, int32_t n, int32_t k, int32_t *idx) {
+    int32_t m = 0, t, p;
+    for (t = 0; t < n; t++) {
+        if (!tfm__finite(x[t]) || (m == k && !(x[t] > x[idx[m - 1]]))) continue;
+        p = m < k ? m : k - 1;
+        while (p > 0 && x[t] > x[idx[p - 1]]) { idx[p] = idx[p - 1]; p--; }
+        idx[p] = t;
+        if (m < k) m++;
+    }
+    return m;
+}
+
+/* Candidates of beam i scored with the condition callback. */
+static void tfm__beam_expand_fn(tfm_beam *b, int32_t i, const int32_t *gen, int32_t cur) {
+    const tfm_beam_condition *q = &b->cfg.cond;
+    const int32_t V = b->model->hp.n_vocab, k = q->fn_top_k;
+    const float L = b->beam_logprob[i];
+    tfm_beam_candidate c;
+    int32_t j, n = k > 0 ? tfm__topk(b->logp_, V, k, b->topk_) : V;
+    memcpy(b->scratch_, gen, (size_t)cur * sizeof(int32_t));
+    c.prompt = b->prompt_; c.n_prompt = (size_t)b->n_prompt_;
+    c.tokens = b->scratch_; c.n_tokens = (size_t)cur + 1;
+    c.hidden = b->session.hidden + (size_t)b->beam_seq[i] * (size_t)b->model->hp.dim;
+    c.dim = b->model->hp.dim;
+    for (j = 0; j < n; j++) {
+        const int32_t t = k > 0 ? b->topk_[j] : j;
+        float lq;
+        if (!tfm__finite(b->logp_[t])) continue;
+        b->scratch_[cur] = t;
+        c.logprob = L + b->logp_[t];
+        c.finished = t == b->cfg.eos_id || cur + 1 >= b->max_new;
+        lq = q->fn(q->user, &c);
+        if (lq == lq) tfm__beam_offer(b, c.logprob + lq, c.logprob, lq, i, t); /* NaN rejects */
+    }
+}
+
+/* Offers every allowed continuation of running beam i. */
+static void tfm__beam_expand(tfm_beam *b, int32_t i) {
+    const int32_t V = b->model->hp.n_vocab, cur = b->n_gen;
+    const int32_t *gen = b->beam_tokens + (size_t)i * (size_t)b->cap_tokens_;
+    const float L = b->beam_logprob[i];
+    int32_t t;
+    tfm_log_softmax(tfm_session_logits(&b->session, b->beam_seq[i]), b->logp_, V);
+    tfm__beam_ban(b, gen, cur, b->logp_);
+    if (b->cfg.cond.fn) { tfm__beam_expand_fn(b, i, gen, cur); return; }
+    for (t = 0; t < V; t++) tfm__beam_offer(b, L + b->logp_[t], L + b->logp_[t], 0.0f, i, t);
+}
+
+static int32_t tfm__beam_worst(const tfm_beam *b) {
+    int32_t i, w = 0;
+    for (i = 1; i < b->n_hyps; i++)
+        if (b->hyps[i].score < b->hyps[w].score || (b->hyps[i].score == b->hyps[w].score && b->hyp_order_[i] < b->hyp_order_[w])) w = i;
+    return w;
+}
+
+/* Keeps a finished hypothesis if it is among the n_beams best so far (Hugging Face's rule). */
+static void tfm__beam_add_hyp(tfm_beam *b, const int32_t *tokens, int32_t n, int eos, float logprob, float logq) {
+    const int32_t len = n + (eos ? 1 : 0);
+    const float score = (logprob + logq) / TFM_POWF((float)len, b->cfg.length_penalty);
+    tfm_beam_hyp *h;
+    int32_t slot;
+    if (len < 1 || !tfm__finite(score)) return;
+    if (b->n_hyps < b->cfg.n_beams) slot = b->n_hyps++;
+    else if (!(score > b->hyps[slot = tfm__beam_worst(b)].score)) return;
+    h = &b->hyps[slot];
+    h->tokens = b->hyp_tokens_ + (size_t)slot * (size_t)b->cap_tokens_;
+    memcpy(b->hyp_tokens_ + (size_t)slot * (size_t)b->cap_tokens_, tokens, (size_t)n * sizeof(int32_t));
+    h->n_tokens = n; h->eos = eos; h->score = score; h->logprob = logprob; h->cond_logq = logq;
+    b->hyp_order_[slot] = b->hyp_count_++;
+}
+
+/* Walks the ranked candidates: EOS among the first n_beams -> hypothesis; others -> next beams
+   (tokens into tokens_next_, parents into next_src_). Returns the number of next beams. */
+static int32_t tfm__beam_select(tfm_beam *b) {
+    const tfm__beam_cand *c = (const tfm__beam_cand *)b->cand_;
+    const size_t T = (size_t)b->cap_tokens_, cur = (size_t)b->n_gen;
+    int32_t r, n = 0;
+    for (r = 0; r < b->n_cand_ && n < b->cfg.n_beams; r++) {
+        const int32_t *src = b->beam_tokens + (size_t)c[r].beam * T;
+        int32_t *dst;
+        if (c[r].token == b->cfg.eos_id) {
+            if (r < b->cfg.n_beams) tfm__beam_add_hyp(b, src, b->n_gen, 1, c[r].logprob, c[r].logq);
+            continue;
+        }
+        dst = b->tokens_next_ + (size_t)n * T;
+        memcpy(dst, src, cur * sizeof(int32_t));
+        dst[cur] = c[r].token;
+        b->next_src_[n] = c[r].beam;
+        b->next_tok_[n] = c[r].token;
+        b->beam_logprob[n] = c[r].logprob; /* the parents' values are no longer needed */
+        b->beam_logq[n] = c[r].logq;
+        n++;
+    }
+    return n;
+}
+
+/* Hugging Face's is_done, with n_gen the generated length including this step's token. */
+static int tfm__beam_is_done(const tfm_beam *b, float best) {
+    const float lp = b->cfg.length_penalty;
+    float highest;
+    if (b->n_hyps < b->cfg.n_beams) return 0;
+    if (b->cfg.early_stopping == TFM_EARLY_TRUE) return 1;
+    if (b->cfg.early_stopping == TFM_EARLY_NEVER && lp > 0) highest = best / TFM_POWF((float)b->max_new, lp);
+    else highest = best / TFM_POWF((float)b->n_gen, lp);
+    return b->hyps[tfm__beam_worst(b)].score >= highest;
+}
+
+/* Gives each next beam a sequence: a parent's first child continues in the parent's sequence,
+   further children get a copy in a sequence no child continues (so no copy reads a sequence
+   already overwritten), then feeds all new tokens in one batched call. */
+static tfm_result tfm__beam_advance(tfm_beam *b, int32_t n) {
+    int32_t j, f = 0;
+    tfm_result rc;
+    memset(b->claimed_, 0, (size_t)b->cfg.n_beams);
+    for (j = 0; j < n; j++) {
+        const int32_t s = b->beam_seq[b->next_src_[j]];
+        b->next_seq_[j] = b->claimed_[s] ? -1 : s;
+        b->claimed_[s] = 1;
+    }
+    for (j = 0; j < n; j++) {
+        if (b->next_seq_[j] >= 0) continue;
+        while (f < b->cfg.n_beams && b->claimed_[f]) f++;
+        if (f == b->cfg.n_beams) return tfm__beam_fail(b, TFM_ERR_ARG, "beam reorder: no free sequence", NULL); /* cannot happen */
+        b->claimed_[f] = 1;
+        if ((rc = tfm_seq_copy(&b->session, f, b->beam_seq[b->next_src_[j]])) != TFM_OK) return tfm__beam_fail(b, rc, "beam reorder failed", NULL);
+        b->next_seq_[j] = f;
+    }
+    memcpy(b->beam_seq, b->next_seq_, (size_t)n * sizeof(int32_t));
+    rc = tfm_session_eval(&b->session, b->next_tok_, b->next_seq_, (size_t)n, NULL);
+    if (rc != TFM_OK) return tfm__beam_fail(b, rc, "session: ", b->session.error);
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_start(tfm_beam *b, const int32_t *prompt, size_t n_prompt) {
+    const int32_t n_ctx = b && b->model ? b->cfg.session.n_ctx : 0;
+    int32_t i;
+    tfm_result rc;
+    if (!b || !b->model) return TFM_ERR_ARG;
+    b->stopped = 1; b->done = 0; b->n_active = 0; b->n_gen = 0;
+    b->n_hyps = 0; b->n_results = 0; b->hyp_count_ = 0;
+    if (!prompt || n_prompt == 0) return tfm__beam_fail(b, TFM_ERR_ARG, "beam search needs a prompt of at least one token", NULL);
+    if (n_prompt > (size_t)n_ctx) return tfm__beam_fail(b, TFM_ERR_CONTEXT, "prompt longer than n_ctx", NULL);
+    b->n_prompt_ = (int32_t)n_prompt;
+    b->max_new = b->cfg.max_new_tokens ? b->cfg.max_new_tokens : n_ctx - b->n_prompt_ + 1;
+    if (b->n_prompt_ - 1 > n_ctx - b->max_new) return tfm__beam_fail(b, TFM_ERR_CONTEXT, "prompt + max_new_tokens - 1 exceed n_ctx", NULL);
+    for (i = 0; i < b->cfg.n_beams; i++) tfm_seq_reset(&b->session, i);
+    memcpy(b->prompt_, prompt, n_prompt * sizeof(int32_t));
+    rc = tfm_session_eval(&b->session, prompt, NULL, n_prompt, NULL);
+    if (rc != TFM_OK) return tfm__beam_fail(b, rc, "prompt: ", b->session.error);
+    b->beam_seq[0] = 0; b->beam_logprob[0] = 0; b->beam_logq[0] = 0;
+    b->n_active = 1;
+    b->stopped = 0;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_step(tfm_beam *b) {
+    int32_t i, n;
+    int32_t *swap;
+    if (!b || !b->model) return TFM_ERR_ARG;
+    if (b->stopped) return TFM_OK;
+    b->n_cand_ = 0;
+    for (i = 0; i < b->n_active; i++) tfm__beam_expand(b, i);
+    n = tfm__beam_select(b);
+    b->n_gen++;
+    if (b->n_cand_ > 0 && tfm__beam_is_done(b, ((const tfm__beam_cand *)b->cand_)[0].score)) b->done = 1;
+    swap = b->beam_tokens; b->beam_tokens = b->tokens_next_; b->tokens_next_ = swap;
+    b->n_active = n;
+    if (b->done || n == 0 || b->n_gen >= b->max_new) {
+        for (i = 0; i < n; i++) b->beam_seq[i] = -1; /* last tokens are not fed: nothing will read them */
+        b->stopped = 1;
+        return TFM_OK;
+    }
+    return tfm__beam_advance(b, n);
+}
+
+TFMDEF tfm_result tfm_beam_finish(tfm_beam *b) {
+    int32_t i, j;
+    if (!b || !b->model) return TFM_ERR_ARG;
+    if (!b->done)
+        for (i = 0; i < b->n_active; i++)
+            if (b->n_gen >= b->cfg.cond.min_len)
+                tfm__beam_add_hyp(b, b->beam_tokens + (size_t)i * (size_t)b->cap_tokens_, b->n_gen, 0, b->beam_logprob[i], b->beam_logq[i]);
+    b->n_active = 0; b->stopped = 1; b->done = 1;
+    for (i = 1; i < b->n_hyps; i++) /* insertion sort, best first; ties: the earlier hypothesis */
+        for (j = i; j > 0; j--) {
+            tfm_beam_hyp *x = &b->hyps[j], *y = &b->hyps[j - 1], t;
+            int32_t o;
+            if (!(x->score > y->score || (x->score == y->score && b->hyp_order_[j] < b->hyp_order_[j - 1]))) break;
+            t = *x; *x = *y; *y = t;
+            o = b->hyp_order_[j]; b->hyp_order_[j] = b->hyp_order_[j - 1]; b->hyp_order_[j - 1] = o;
+        }
+    b->n_results = b->n_hyps < b->cfg.n_return ? b->n_hyps : b->cfg.n_return;
+    return TFM_OK;
+}
+
+TFMDEF tfm_result tfm_beam_search(tfm_beam *b, const int32_t *prompt, size_t n_prompt) {
+    tfm_result rc = tfm_beam_start(b, prompt, n_prompt);
+    while (rc == TFM_OK && !b->stopped) rc = tfm_beam_step(b);
+    return rc == TFM_OK ? tfm_beam_finish(b) : rc;
+}
 /* >>search-impl-end */
 
 #endif /* TFM__IMPLEMENTED */

@@ -13,13 +13,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "kv_flags.h"
+#include "beam_flags.h"
+
 #define DEFAULT_MODEL "models/tfm-kjv.gguf"
 
 typedef struct {
     const char *model, *prompt, *prompt_ids;
-    int n_new, ignore_eos, print_ids, quiet;
+    int n_new, ignore_eos, print_ids;
     tfm_sampler_config sampler;
     tfm_session_config session;
+    kv_flags kv;
+    beam_flags beam;
 } options;
 
 static void usage(void) {
@@ -35,7 +40,11 @@ static void usage(void) {
         "  --threads N          threads (default: all cores)\n"
         "  -c, --ctx N          context positions (default: the model's)\n"
         "  --ignore-eos         keep going after the end-of-text token\n"
-        "  --print-ids          print the generated ids on stdout instead of text\n");
+        "  --print-ids          print the generated ids on stdout instead of text\n"
+        "KV cache (memory bounded by the budget; positions keep counting, so RoPE models can run past\n"
+        "their context with a pruned cache, while learned positions (GPT-2, OPT) end at the context):\n"
+        KV_FLAGS_USAGE);
+    beam_flags_usage(stderr);
 }
 
 static double now_seconds(void) {
@@ -49,10 +58,17 @@ static int parse_args(int argc, char **argv, options *o) {
     memset(o, 0, sizeof *o);
     o->model = DEFAULT_MODEL;
     o->n_new = 128;
+    kv_flags_init(&o->kv);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
+        int takes = 1, k;
+        char err[200];
 #define FLAG(name) (strcmp(a, name) == 0)
+        if ((k = kv_flags_parse(&o->kv, argc, argv, &i, err, sizeof err)) != 0) {
+            if (k < 0) { fprintf(stderr, "run: %s\n", err); return 0; }
+            continue;
+        }
+        if ((k = beam_flags_parse(&o->beam, a, v)) != 0) { if (k < 0) return 0; i += k - 1; continue; }
         if (FLAG("-h") || FLAG("--help")) { usage(); exit(0); }
         else if (FLAG("--ignore-eos")) { o->ignore_eos = 1; takes = 0; }
         else if (FLAG("--print-ids")) { o->print_ids = 1; takes = 0; }
@@ -103,6 +119,17 @@ static int32_t *prompt_tokens(const options *o, const tfm_model *m, size_t *n) {
     return ids;
 }
 
+/* Writes the text of ids[n] (prev: the token before ids[0]). */
+static void print_text(void *user, FILE *out, int32_t prev, const int32_t *ids, int32_t n) {
+    const tfm_model *m = (const tfm_model *)user;
+    char piece[256];
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        size_t k = tfm_token_to_piece(&m->vocab, i ? ids[i - 1] : prev, ids[i], piece, sizeof piece);
+        fwrite(piece, 1, k, out);
+    }
+}
+
 static void emit(const options *o, const tfm_model *m, int32_t prev, int32_t tok) {
     char piece[256];
     size_t k;
@@ -110,6 +137,23 @@ static void emit(const options *o, const tfm_model *m, int32_t prev, int32_t tok
     k = tfm_token_to_piece(&m->vocab, prev, tok, piece, sizeof piece);
     fwrite(piece, 1, k, stdout);
     fflush(stdout);
+}
+
+/* Positions the session needs: the model's context unless a pruned cache lets it run longer. */
+static tfm_result session_config(options *o, const tfm_model *m, size_t n_prompt) {
+    char err[200];
+    int64_t want = (int64_t)n_prompt + o->n_new;
+    if (kv_flags_finish(&o->kv, (int32_t)(want < INT32_MAX ? want : INT32_MAX), &o->session.kv, err, sizeof err) != 0) {
+        fprintf(stderr, "run: %s\n", err);
+        return TFM_ERR_ARG;
+    }
+    if (o->session.n_ctx == 0 && o->session.kv.policy != TFM_KV_FULL && want > m->hp.n_ctx_train) {
+        int64_t maxpos = tfm_model_max_positions(m);
+        o->session.n_ctx = (int32_t)(want < maxpos ? want : maxpos);
+        if (want > maxpos)
+            fprintf(stderr, "run: note: this model's learned positions end at %lld; generation stops there\n", (long long)maxpos);
+    }
+    return TFM_OK;
 }
 
 int main(int argc, char **argv) {
@@ -127,6 +171,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "run: cannot load %s: %s (%s)\n", o.model, m.error, tfm_result_string(r));
         return 1;
     }
+    if (!(ids = prompt_tokens(&o, &m, &n_prompt))) return 1;
+    if (n_prompt == 0) { fprintf(stderr, "run: empty prompt and the model adds no BOS: nothing to start from\n"); return 1; }
+    if (session_config(&o, &m, n_prompt) != TFM_OK) return 2;
+    if (o.beam.n_beams > 0)
+        return beam_flags_run(&o.beam, &m, &o.session, ids, n_prompt, o.n_new, o.ignore_eos, o.print_ids ? NULL : print_text, &m, stdout);
     if ((r = tfm_session_init(&s, &m, &o.session)) != TFM_OK) {
         fprintf(stderr, "run: cannot start a session: %s (%s)\n", s.error, tfm_result_string(r));
         return 1;
@@ -135,8 +184,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "run: bad sampler settings (%s)\n", tfm_result_string(r));
         return 1;
     }
-    if (!(ids = prompt_tokens(&o, &m, &n_prompt))) return 1;
-    if (n_prompt == 0) { fprintf(stderr, "run: empty prompt and the model adds no BOS: nothing to start from\n"); return 1; }
     hist = (int32_t *)malloc((n_prompt + (size_t)o.n_new + 1) * sizeof *hist);
     if (!hist) { fprintf(stderr, "run: out of memory\n"); return 1; }
     memcpy(hist, ids, n_prompt * sizeof *ids);
@@ -163,6 +210,7 @@ int main(int argc, char **argv) {
     }
     t2 = now_seconds();
     printf("\n");
+    fflush(stdout);
     fprintf(stderr, "prefill: %zu tokens, %.1f tokens/s | decode: %d tokens, %.1f tokens/s\n",
             n_prompt, n_prompt / (t1 - t0 + 1e-12), n_gen, n_gen > 1 ? (n_gen - 1) / (t2 - t1 + 1e-12) : 0.0);
     free(hist);

@@ -291,6 +291,19 @@ static void test_bad_arguments(void) {
     CHECK(tfm_seq_copy(&s, 0, 5) == TFM_ERR_ARG, "copy from a bad sequence");
     CHECK(tfm_session_logits(&s, 3) == NULL, "logits of a bad sequence");
     tfm_session_free(&s);
+    { /* a caller's static array need not be aligned; a failed init refuses every later call */
+        static unsigned char heap[1 << 20];
+        size_t need;
+        tfm_session ps;
+        memset(&c, 0, sizeof c);
+        c.n_ctx = 16;
+        CHECK(tfm_session_heap_size(&m, &c, &need) == TFM_OK && need + 3 < sizeof heap, "heap size");
+        CHECK(tfm_session_init_preallocated(&ps, &m, &c, heap + 3, need) == TFM_OK, "unaligned heap: %s", ps.error);
+        CHECK(((size_t)ps.logits % 16) == 0 && ((size_t)ps.k_ % 16) == 0, "arrays aligned in an unaligned heap");
+        CHECK(tfm_session_eval(&ps, toks, NULL, 4, NULL) == TFM_OK, "eval in an unaligned heap");
+        CHECK(tfm_session_init_preallocated(&ps, &m, &c, heap, need / 2) == TFM_ERR_BUFFER, "heap too small");
+        CHECK(tfm_session_eval(&ps, toks, NULL, 1, NULL) == TFM_ERR_ARG, "eval on a failed session is refused");
+    }
     /* out of memory: every allocation point fails cleanly */
     for (i = 0; i < 3; i++) {
         tfm_gguf g2;

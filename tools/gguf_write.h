@@ -44,7 +44,7 @@ typedef struct {
     size_t n_tensors, tensors_cap;
     uint32_t alignment;
     int failed;
-    char error[256];            /* why the last call failed */
+    char error[512];            /* why the last call failed */
 } gw_writer;
 
 static inline void gw_init(gw_writer *w) { memset(w, 0, sizeof *w); w->alignment = 32; }

@@ -295,7 +295,7 @@ static inline size_t json__decode(const json_doc *d, size_t node, char *out) {
     const char *s = d->text + d->nodes[node].start;
     size_t n = d->nodes[node].len, i = 0, k = 0;
     while (i < n) {
-        unsigned cp, lo;
+        unsigned cp = 0, lo = 0xDC00;
         if (s[i] != '\\') { out[k++] = s[i++]; continue; }
         switch (s[i + 1]) {
         case 'b': out[k++] = '\b'; break;

@@ -190,6 +190,7 @@ int main(int argc, char **argv) {
     gw_writer w;
     long fsize;
 
+    memset(&c, 0, sizeof c);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
             if ((type = gw_parse_type(argv[++i])) < 0) return usage();

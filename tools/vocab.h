@@ -123,7 +123,7 @@ static inline int vocab_write(const vocab *v, gw_writer *w) {
 /* ------------------------------------------------------------------ llama2.c tokenizer.bin */
 
 /* Reads a whole file (up to max_bytes) into a malloc'd buffer. */
-static inline unsigned char *vocab__slurp(const char *path, size_t max_bytes, size_t *size) {
+static inline unsigned char *vocab_read_file(const char *path, size_t max_bytes, size_t *size) {
     FILE *f = fopen(path, "rb");
     unsigned char *buf = NULL;
     size_t n = 0, cap = 0;
@@ -174,7 +174,7 @@ static inline char *vocab__spaces_to_marker(const char *s, size_t n, size_t *out
    assumes. */
 static inline int vocab_load_llama2c(vocab *v, const char *path) {
     size_t size = 0, pos = 4;
-    unsigned char *buf = vocab__slurp(path, (size_t)1 << 30, &size);
+    unsigned char *buf = vocab_read_file(path, (size_t)1 << 30, &size);
     int32_t max_len;
     int rc = 0;
     if (!buf) return vocab__fail(v, "cannot read tokenizer", path);

@@ -1797,50 +1797,45 @@ TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, fl
         float tail[16];
         for (i = 0; i < 16; i++) {
             const void *w = wd + (size_t)(r + i) * ws;
-            tfm__vf s0 = tfm__vf_zero(), s1 = tfm__vf_zero();
+            tfm__vf s0 = tfm__vf_zero(); /* one accumulator, as in the tiles: the same sums */
             tail[i] = 0;
             if (i < m) {
-                for (k = 0; k + 2 * TFM__VL <= n; k += 2 * TFM__VL) {
-                    s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), tfm__vf_load(x + k), s0);
-                    s1 = tfm__vf_fma(tfm__vf_weights(t, w, k + TFM__VL), tfm__vf_load(x + k + TFM__VL), s1);
-                }
-                for (; k + TFM__VL <= n; k += TFM__VL) s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), tfm__vf_load(x + k), s0);
+                for (k = 0; k + TFM__VL <= n; k += TFM__VL) s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), tfm__vf_load(x + k), s0);
                 for (; k < n; k++) tail[i] += tfm__weight1(t, w, k) * x[k];
             }
-            acc[i] = tfm__vf_add(s0, s1);
+            acc[i] = s0;
         }
         tfm__row_sums(acc, tail, m, y + r);
     }
 }
 
-/* Cache blocking: activation rows are taken in blocks of up to 128 rows x kc values that fit in
-   about 512 KB (the L2 cache of current cores), so each weight is read from memory once per
-   chunk and each activation value from cache once per 4 weight rows. */
-static int64_t tfm__kc(int64_t in, int B, int64_t bytes_per_value, int64_t unit) {
-    int64_t rows = B < 128 ? B : 128, kc = ((int64_t)512 << 10) / (rows * bytes_per_value);
-    kc = kc / unit * unit;
-    return kc < unit ? unit : kc >= in ? in : kc;
+/* Activation rows per cache block: as many as fit in about 512 KB (the L2 cache of current
+   cores), a multiple of the register tile; each weight is read from memory once per block. Rows
+   are never split along k, so every output is the same sum in the same order whatever the batch:
+   a prompt, beams or one token give bit-identical logits for the same inputs. */
+static int tfm__block_rows(int64_t row_bytes, int nr) {
+    int64_t rows = ((int64_t)512 << 10) / (row_bytes > 0 ? row_bytes : 1);
+    rows = rows / nr * nr;
+    return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
 }
 
-/* Rows [r0, r1) of a float-type product: for each block of kc values, every 4-row weight tile
-   against up to TFM__NR activation rows at a time; partial sums add up in y. */
+/* Rows [r0, r1) of a float-type product: for each block of activation rows, every 4-row weight
+   tile against up to TFM__NR activation rows at a time. */
 TFM__INLINE void tfm__frows(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0], kc = tfm__kc(in, B, 4, 128), esize = t == TFM_TYPE_F16 || t == TFM_TYPE_BF16 ? 2 : 4;
+    const int64_t in = W->ne[0];
+    const int bb = tfm__block_rows(in * 4, TFM__NR);
     const size_t ws = tfm_type_row_size(W->type, in);
     const unsigned char *wd = (const unsigned char *)W->data;
-    int64_t k0, r;
+    int64_t r;
     int b0, b;
     if (B == 1) { tfm__frows1(t, W, x, y, r0, r1); return; }
-    for (k0 = 0; k0 < in; k0 += kc) {
-        const int64_t n = in - k0 < kc ? in - k0 : kc;
-        for (b0 = 0; b0 < B; b0 += 128) {
-            const int b1 = B - b0 < 128 ? B : b0 + 128;
-            for (r = r0; r < r1; r += 4) {
-                const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
-                for (b = b0; b < b1; b += TFM__NR) {
-                    const int nr = b1 - b < TFM__NR ? b1 - b : TFM__NR;
-                    tfm__ftile(t, wd + (size_t)r * ws + (size_t)(k0 * esize), ws, mr, x + (size_t)b * in + k0, in, nr, n, y + (size_t)b * ldy + r, ldy, k0 > 0);
-                }
+    for (b0 = 0; b0 < B; b0 += bb) {
+        const int b1 = B - b0 < bb ? B : b0 + bb;
+        for (r = r0; r < r1; r += 4) {
+            const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            for (b = b0; b < b1; b += TFM__NR) {
+                const int nr = b1 - b < TFM__NR ? b1 - b : TFM__NR;
+                tfm__ftile(t, wd + (size_t)r * ws, ws, mr, x + (size_t)b * in, in, nr, in, y + (size_t)b * ldy + r, ldy, 0);
             }
         }
     }
@@ -2008,7 +2003,7 @@ TFM__INLINE void tfm__qtile(int q4, const unsigned char *w, size_t ws, int mr, c
     tfm__tile_store(acc, mr, nr, y, ldy, add);
 }
 
-/* Decode: weight rows in order (see tfm__frows1), two accumulators per row, 16 rows per add tree. */
+/* Decode: weight rows in order (see tfm__frows1), 16 rows per add tree. */
 TFM__INLINE void tfm__qrows1(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
     const int64_t in = W->ne[0], nb = in / TFM_QK, per = TFM__QG(q4), ng = (nb + per - 1) / per;
     const size_t ws = tfm_type_row_size(W->type, in), wgb = (size_t)per * (q4 ? 18 : 34);
@@ -2021,45 +2016,35 @@ TFM__INLINE void tfm__qrows1(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, 
         __m512 acc[16];
         for (i = 0; i < 16; i++) {
             const unsigned char *w = wd + (size_t)(r + i) * ws;
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+            __m512 a0 = _mm512_setzero_ps(); /* one accumulator, as in the tiles: the same sums */
             __m512i lo, hi;
             __m512 d;
-            if (i < m) {
-                for (g = 0; g + 1 < ng; g += 2) {
-                    tfm__qload(q4, w + (size_t)g * wgb, per, &lo, &hi, &d);
-                    a0 = tfm__qstep(q4, lo, hi, d, xq + (size_t)g * TFM__QGB(q4), a0);
-                    tfm__qload(q4, w + (size_t)(g + 1) * wgb, g + 2 < ng ? per : (int)(nb - (g + 1) * per), &lo, &hi, &d);
-                    a1 = tfm__qstep(q4, lo, hi, d, xq + (size_t)(g + 1) * TFM__QGB(q4), a1);
-                }
-                if (g < ng) {
-                    tfm__qload(q4, w + (size_t)g * wgb, (int)(nb - g * per), &lo, &hi, &d);
+            if (i < m)
+                for (g = 0; g < ng; g++) {
+                    tfm__qload(q4, w + (size_t)g * wgb, g + 1 < ng ? per : (int)(nb - g * per), &lo, &hi, &d);
                     a0 = tfm__qstep(q4, lo, hi, d, xq + (size_t)g * TFM__QGB(q4), a0);
                 }
-            }
-            acc[i] = _mm512_add_ps(a0, a1);
+            acc[i] = a0;
         }
         tfm__row_sums(acc, zeros, m, y + r);
     }
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0], nb = in / TFM_QK, per = TFM__QG(q4), kcb = tfm__kc(in, B, 3, 128) / TFM_QK;
+    const int64_t in = W->ne[0], nb = in / TFM_QK;
     const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
+    const int bb = tfm__block_rows((int64_t)xs, TFM__QNR);
     const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
-    int64_t k0, r;
+    int64_t r;
     int b0, b;
     if (B == 1) { tfm__qrows1(q4, c, W, y, r0, r1); return; }
-    for (k0 = 0; k0 < nb; k0 += kcb) { /* k0, kcb in blocks (kcb a multiple of 4) */
-        const int64_t n = nb - k0 < kcb ? nb - k0 : kcb;
-        const size_t wo = (size_t)k0 * (q4 ? 18 : 34), xo = (size_t)(k0 / per) * TFM__QGB(q4);
-        for (b0 = 0; b0 < B; b0 += 128) {
-            const int b1 = B - b0 < 128 ? B : b0 + 128;
-            for (r = r0; r < r1; r += 4) {
-                const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
-                for (b = b0; b < b1; b += TFM__QNR) {
-                    const int nr = b1 - b < TFM__QNR ? b1 - b : TFM__QNR;
-                    tfm__qtile(q4, wd + (size_t)r * ws + wo, ws, mr, xq + (size_t)b * xs + xo, xs, nr, n, y + (size_t)b * ldy + r, ldy, k0 > 0);
-                }
+    for (b0 = 0; b0 < B; b0 += bb) {
+        const int b1 = B - b0 < bb ? B : b0 + bb;
+        for (r = r0; r < r1; r += 4) {
+            const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            for (b = b0; b < b1; b += TFM__QNR) {
+                const int nr = b1 - b < TFM__QNR ? b1 - b : TFM__QNR;
+                tfm__qtile(q4, wd + (size_t)r * ws, ws, mr, xq + (size_t)b * xs, xs, nr, nb, y + (size_t)b * ldy + r, ldy, 0);
             }
         }
     }

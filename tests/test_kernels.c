@@ -1,6 +1,7 @@
 /* Kernels: hand-worked fp16/bf16 rounding and Q8_0/Q4_0 block layouts; the plain C matrix
    product against double-precision math on the dequantized operands; every SIMD kernel against
-   its plain C version on random data (tolerances below); no read past a weight matrix. */
+   its plain C version on random data (tolerances below); batch invariance (bit-identical rows
+   whatever the batch); no read past a weight matrix. */
 #if defined(__unix__) || defined(__APPLE__)
 #define _DEFAULT_SOURCE 1 /* mmap, mprotect */
 #include <sys/mman.h>
@@ -179,6 +180,16 @@ static void check_matmul(tfm_type type, int64_t in, int64_t out, int B, int thre
     for (i = 0; i < (int64_t)B * out; i++) y[i] = yr[i] = 12345.0f; /* every output must be written */
     tfm__matmul(&sc.ctx, &W, x, B, y, out);
     tfm__matmul_ref(&sc.ctx, &W, x, B, yr, out);
+    { /* batch invariance: each activation row alone gives the same bits as in the batch */
+        float *y1 = (float *)malloc((size_t)out * sizeof(float));
+        int same = 1;
+        for (b = 0; b < B; b++) {
+            tfm__matmul(&sc.ctx, &W, x + (size_t)b * in, 1, y1, out);
+            same &= memcmp(y1, y + (size_t)b * out, (size_t)out * sizeof(float)) == 0;
+        }
+        CHECK(same, "%s in %d out %d B %d: a row alone differs from the same row in the batch", tfm_type_name(type), (int)in, (int)out, B);
+        free(y1);
+    }
     for (b = 0; b < B; b++)
         for (r = 0; r < out; r++) {
             const float *wr = wd + (size_t)r * in, *xr = xd + (size_t)b * in;

@@ -182,10 +182,10 @@ int main(int argc, char **argv) {
     tg_tps = n_gen / median(tg, reps);
     bytes = decode_bytes(&m);
     bw = measure_bandwidth(s.cfg.n_threads);
-    printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
+    printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
            "\"prefill_tps\": %.1f, \"decode_tps\": %.2f, \"startup_ms\": %.1f, \"weight_bytes_per_token\": %.0f, "
            "\"bandwidth_gbs\": %.1f, \"bw_limit_tps\": %.2f, \"bw_fraction\": %.3f, \"peak_rss_mb\": %.1f}\n",
-           path, tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
+           path, tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
            bytes, bw, bw * 1e9 / bytes, tg_tps * bytes / (bw * 1e9), (double)ru.ru_maxrss / 1024.0);
     free(tok);
     tfm_session_free(&s);

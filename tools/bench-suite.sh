@@ -12,6 +12,10 @@ SHAPES=${SHAPES:-"s15m s110m tl1b"}
 TYPES=${TYPES:-"f32 f16 q8_0 q4_0"}
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-3}
+# Threads sleep between matrix products instead of spinning: on a shared machine (this one runs
+# other people's jobs) spinning threads fight them for the cores and every product then waits
+# for a descheduled thread; measured 2-thread decode 3-5x faster under such load. Unset to compare.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-passive}
 OUT=$B/bench.jsonl
 mkdir -p "$DIR"
 
@@ -76,7 +80,8 @@ for (shape, typ), ref in REF.items():
     print(f"| {NAMES[shape]} | {typ} | {cell(g(r1, 'prefill_tps'), ref[0])} | {cell(g(r1, 'decode_tps'), ref[1])} | "
           f"{cell(g(r2, 'prefill_tps'), ref[2])} | {cell(g(r2, 'decode_tps'), ref[3])} | {bw} | {r0['startup_ms']:.0f} | {r0['peak_rss_mb']:.0f} |")
 print()
-print("Cells: tfm.h / llama.cpp tokens/s (ratio). Machine: " + platform.machine() + ", " +
+pol = next(iter(runs.values()))["omp_wait_policy"] if runs else "?"
+print(f"OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio). Machine: " + platform.machine() + ", " +
       next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?") +
       f", {os.cpu_count()} CPUs." if os.path.exists("/proc/cpuinfo") else "")
 EOF

@@ -1382,9 +1382,11 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    TFM_NO_SIMD keeps only the plain ones. The SIMD versions add in another order, so results
    differ from the plain ones by float rounding only (integer dot products of the quantized
    types are exact; see tests/test_kernels.c for the tolerances).
-   Matrix products read each weight row once for all activation rows of a chunk (decode: one row
-   per sequence; prefill: the chunk), in tiles of 4 weight rows x up to 4 activation rows held in
-   registers; OpenMP threads split the weight rows. */
+   Matrix products read each weight row once for all activation rows of a chunk: decode (one
+   activation row) streams the rows in memory order; prefill and beams use tiles of 4 weight rows
+   x up to 4 activation rows held in registers, over blocks of activation rows that fit the L2
+   cache. Each output is one accumulation in one order whatever the batch, so a token gives the
+   same bits alone, in a prompt or among beams. OpenMP threads take chunks of weight rows. */
 
 #if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__)
 #define TFM__AVX512 1

@@ -12,7 +12,8 @@ N        ?= 120
 EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
 
-TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler $(B)/test_train $(B)/test_train_grad $(B)/test_train_tfm $(B)/test_noalloc
+KERNEL_TESTS := $(B)/test_kernels $(if $(filter x86_64 amd64,$(shell uname -m)),$(B)/test_kernels_avx2)
+TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler $(B)/test_train $(B)/test_train_grad $(B)/test_train_tfm $(B)/test_noalloc $(KERNEL_TESTS)
 
 .PHONY: all run test test-san bench model firmware clean bench-beams
 all: $(EXAMPLES)
@@ -132,3 +133,19 @@ firmware-run: $(FW_DIR)/firmware.elf
 test: test-firmware
 test-firmware:
 	@bash tests/test_firmware.sh
+
+# ---- speed: the AVX2 kernels (also where the default build takes AVX-512), NEON under qemu, bench
+$(B)/test_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
+	$(CC) -O2 -mavx2 -mfma -mf16c $(OMP) $(WARN) -Itests -I. $< -o $@ -lm
+
+$(B)/san_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
+	$(CC) $(SAN) -mavx2 -mfma -mf16c $(WARN) -Itests -I. $< -o $@ -lm
+
+# needs gcc-aarch64-linux-gnu and qemu-user (not part of make test)
+.PHONY: test-neon
+test-neon: | $(B)
+	aarch64-linux-gnu-gcc -O2 -march=armv8.2-a+dotprod -static $(WARN) -Itests -I. tests/test_kernels.c -o $(B)/test_kernels_neon -lm
+	qemu-aarch64 -cpu max $(B)/test_kernels_neon
+
+bench: $(B)/bench $(B)/gguf-random
+	@bash tools/bench-suite.sh

@@ -1,0 +1,194 @@
+/* bench - prefill and decode speed of one GGUF file, as one JSON line.
+ *
+ *   bench -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS]
+ *
+ * start-up  : open (mmap) + model + session + the first token's logits, timed once, first.
+ * prefill   : one batch of N_PROMPT (128) tokens from an empty context, tokens/s.
+ * decode    : N_GEN (64) tokens one at a time from an empty context, tokens/s.
+ * Each is run REPS (3) times after one warm-up; the median is reported.
+ * bandwidth : the machine's read bandwidth, measured here with THREADS threads on a buffer far
+ *             larger than the caches; bw_limit_tps = bandwidth / weight bytes read per decoded
+ *             token (every matrix once, plus one embedding row), and bw_fraction = decode / limit.
+ * peak_rss  : getrusage's maximum resident set (mapped weight pages count once touched).
+ * Token ids are a fixed pseudo-random sequence: speed does not depend on the text.
+ */
+#define _DEFAULT_SOURCE 1 /* clock_gettime, getrusage, mmap, madvise */
+#define TFM_IMPLEMENTATION
+#include "tfm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+#if defined(__linux__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Bytes of weights one decode step reads: every tensor except the embedding table (of which it
+   reads one row) and the learned position table (one row), unless the head is the embedding. */
+static double decode_bytes(const tfm_model *m) {
+    const tfm_gguf *g = m->gguf;
+    double total = 0;
+    size_t i;
+    for (i = 0; i < g->n_tensors; i++) {
+        const tfm_gguf_tensor *t = &g->tensors[i];
+        int is_embd = t->t.data == m->tok_embd.data, is_pos = m->pos_embd.data && t->t.data == m->pos_embd.data;
+        if ((is_embd && m->output.data != m->tok_embd.data) || is_pos)
+            total += (double)tfm_type_row_size(t->t.type, t->t.ne[0]);
+        else
+            total += (double)t->nbytes;
+    }
+    return total;
+}
+
+/* Read bandwidth in GB/s: best of several passes over a 512 MB buffer (far beyond the caches),
+   the threads splitting it, reading with the widest loads the compiler targets. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define BW_STEP 32 /* floats per iteration: two 256-bit loads twice (the kernels' own pattern) */
+static float bw_chunk(const float *p, size_t n) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
+    float out[8];
+    size_t i;
+    for (i = 0; i + BW_STEP <= n; i += BW_STEP) {
+        a = _mm256_add_ps(a, _mm256_loadu_ps(p + i));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(p + i + 8));
+        c = _mm256_add_ps(c, _mm256_loadu_ps(p + i + 16));
+        d = _mm256_add_ps(d, _mm256_loadu_ps(p + i + 24));
+    }
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    return out[0];
+}
+#else
+static float bw_chunk(const float *p, size_t n) { /* 8 independent sums: compilers vectorize this */
+    float s[8] = {0};
+    size_t i;
+    int j;
+    for (i = 0; i + 8 <= n; i += 8)
+        for (j = 0; j < 8; j++) s[j] += p[i + j];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+#endif
+
+static double measure_bandwidth(int threads) {
+    const size_t n = (size_t)512 << 20, count = n / sizeof(float), chunk = (size_t)1 << 16;
+    float *buf = NULL, sink = 0;
+    double best = 0;
+    int pass;
+    long c;
+#ifdef MADV_HUGEPAGE
+    /* huge pages where the system allows: mapped weights get large folios too, and 4 KB pages
+       would measure the TLB rather than the memory */
+    buf = (float *)mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if ((void *)buf == MAP_FAILED) buf = NULL;
+    else madvise(buf, n, MADV_HUGEPAGE);
+#else
+    buf = (float *)malloc(n);
+#endif
+    if (!buf) return 0;
+    memset(buf, 0, n);
+    (void)threads;
+    for (pass = 0; pass < 6; pass++) {
+        double t0 = now_s(), dt;
+        float acc = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : acc)
+#endif
+        for (c = 0; c < (long)(count / chunk); c++) acc += bw_chunk(buf + (size_t)c * chunk, chunk);
+        dt = now_s() - t0;
+        sink += acc;
+        if ((double)n / dt > best) best = (double)n / dt;
+    }
+#ifdef MADV_HUGEPAGE
+    munmap(buf, n);
+#else
+    free(buf);
+#endif
+    if (sink == 42) fprintf(stderr, " ");
+    return best / 1e9;
+}
+
+static void fill_tokens(int32_t *tok, int n, int32_t n_vocab) {
+    uint32_t s = 12345u;
+    int i;
+    for (i = 0; i < n; i++) { s = s * 1664525u + 1013904223u; tok[i] = (int32_t)((s >> 8) % (uint32_t)n_vocab); }
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    int threads = 0, n_prompt = 128, n_gen = 64, reps = 3, i, r;
+    tfm_model m;
+    tfm_session s;
+    tfm_session_config cfg;
+    int32_t *tok;
+    double t0, startup_ms, pp[32], tg[32], bw, bytes, pp_tps, tg_tps;
+    struct rusage ru;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-p") && i + 1 < argc) n_prompt = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS]\n", argv[0]); return 2; }
+    }
+    if (!path || n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 32) {
+        fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS 1..32]\n", argv[0]);
+        return 2;
+    }
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n_threads = threads;
+    cfg.n_ctx = n_prompt + n_gen;
+    cfg.n_batch = n_prompt;
+
+    t0 = now_s();
+    if (tfm_model_load(&m, path) != TFM_OK) { fprintf(stderr, "bench: %s: %s\n", path, m.error); return 1; }
+    if (tfm_session_init(&s, &m, &cfg) != TFM_OK) { fprintf(stderr, "bench: session: %s\n", s.error); return 1; }
+    tok = (int32_t *)malloc((size_t)(n_prompt + n_gen) * sizeof *tok);
+    if (!tok) return 1;
+    fill_tokens(tok, n_prompt + n_gen, m.hp.n_vocab);
+    if (tfm_session_eval(&s, tok, NULL, 1, NULL) != TFM_OK) { fprintf(stderr, "bench: eval: %s\n", s.error); return 1; }
+    startup_ms = 1e3 * (now_s() - t0);
+
+    for (r = -1; r < reps; r++) { /* r = -1: warm-up */
+        double t;
+        tfm_seq_reset(&s, 0);
+        t = now_s();
+        tfm_session_eval(&s, tok, NULL, (size_t)n_prompt, NULL);
+        if (r >= 0) pp[r] = now_s() - t;
+        tfm_seq_reset(&s, 0);
+        t = now_s();
+        for (i = 0; i < n_gen; i++) tfm_session_eval(&s, tok + i, NULL, 1, NULL); /* as llama-bench: no sampling */
+        if (r >= 0) tg[r] = now_s() - t;
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    pp_tps = n_prompt / median(pp, reps);
+    tg_tps = n_gen / median(tg, reps);
+    bytes = decode_bytes(&m);
+    bw = measure_bandwidth(s.cfg.n_threads);
+    printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
+           "\"prefill_tps\": %.1f, \"decode_tps\": %.2f, \"startup_ms\": %.1f, \"weight_bytes_per_token\": %.0f, "
+           "\"bandwidth_gbs\": %.1f, \"bw_limit_tps\": %.2f, \"bw_fraction\": %.3f, \"peak_rss_mb\": %.1f}\n",
+           path, tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
+           bytes, bw, bw * 1e9 / bytes, tg_tps * bytes / (bw * 1e9), (double)ru.ru_maxrss / 1024.0);
+    free(tok);
+    tfm_session_free(&s);
+    tfm_model_free(&m);
+    return 0;
+}

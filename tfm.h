@@ -43,7 +43,7 @@
      TFM_EXPF/TFM_LOGF/TFM_SQRTF/TFM_POWF/TFM_COSF/TFM_SINF/TFM_TANHF   libm replacements
      OpenMP (-fopenmp)      threads over matrix rows and attention heads; logits are bit-identical
                             whatever the thread count and batching (each output is one sum in
-                            one order); without OpenMP, or TFM_NO_SIMD, only rounding differs
+                            one order); TFM_NO_SIMD's plain kernels differ by rounding only
 
    GGUF KEYS AND TENSORS
      As the ecosystem writes them: general.architecture = llama | mistral | qwen2 | gpt2 | opt;

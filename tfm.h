@@ -41,8 +41,9 @@
      TFM_MALLOC/TFM_FREE    allocator (define both or neither)
      TFM_ASSERT(x)          internal consistency checks (default: none)
      TFM_EXPF/TFM_LOGF/TFM_SQRTF/TFM_POWF/TFM_COSF/TFM_SINF/TFM_TANHF   libm replacements
-     OpenMP (-fopenmp)      threads over matrix rows and attention heads; results are the same
-                            up to float rounding order
+     OpenMP (-fopenmp)      threads over matrix rows and attention heads; logits are bit-identical
+                            whatever the thread count and batching (each output is one sum in
+                            one order); TFM_NO_SIMD's plain kernels differ by rounding only
 
    GGUF KEYS AND TENSORS
      As the ecosystem writes them: general.architecture = llama | mistral | qwen2 | gpt2 | opt;

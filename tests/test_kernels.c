@@ -180,6 +180,15 @@ static void check_matmul(tfm_type type, int64_t in, int64_t out, int B, int thre
     for (i = 0; i < (int64_t)B * out; i++) y[i] = yr[i] = 12345.0f; /* every output must be written */
     tfm__matmul(&sc.ctx, &W, x, B, y, out);
     tfm__matmul_ref(&sc.ctx, &W, x, B, yr, out);
+    { /* thread invariance: each output is computed whole by one thread, the same way */
+        float *yt = (float *)malloc((size_t)B * (size_t)out * sizeof(float));
+        mm_scratch s2;
+        scratch_init(&s2, in, B, 2);
+        tfm__matmul(&s2.ctx, &W, x, B, yt, out);
+        CHECK(memcmp(yt, y, (size_t)B * (size_t)out * sizeof(float)) == 0, "%s in %d out %d B %d: 2 threads differ from %d", tfm_type_name(type), (int)in, (int)out, B, threads);
+        scratch_free(&s2);
+        free(yt);
+    }
     { /* batch invariance: each activation row alone gives the same bits as in the batch */
         float *y1 = (float *)malloc((size_t)out * sizeof(float));
         int same = 1;

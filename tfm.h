@@ -40,7 +40,7 @@
      TFM_NO_SIMD            plain C kernels only
      TFM_MALLOC/TFM_FREE    allocator (define both or neither)
      TFM_ASSERT(x)          internal consistency checks (default: none)
-     TFM_EXPF/TFM_LOGF/TFM_SQRTF/TFM_POWF/TFM_COSF/TFM_SINF/TFM_TANHF   libm replacements
+     TFM_EXPF/TFM_LOGF/TFM_SQRTF/TFM_POWF/TFM_COSF/TFM_SINF/TFM_TANHF/TFM_FABSF   libm replacements
      OpenMP (-fopenmp)      threads over matrix rows and attention heads; logits are bit-identical
                             whatever the thread count and batching (each output is one sum in
                             one order); TFM_NO_SIMD's plain kernels differ by rounding only
@@ -427,7 +427,8 @@ typedef struct {
     int32_t n_ctx;      /* positions per sequence; 0: the model's training context */
     int32_t n_seq;      /* parallel sequences; 0: 1 */
     int32_t n_batch;    /* tokens per forward chunk; 0: 64 */
-    int32_t n_threads;  /* OpenMP threads; 0: all available */
+    int32_t n_threads;  /* OpenMP threads; 0: all available (omp_get_max_threads() when sized:
+                           set it explicitly for a preallocated session if that may change) */
     tfm_kv_config kv;
     tfm_attention_observer observer;
     void *observer_user;
@@ -710,6 +711,9 @@ TFMDEF tfm_result tfm_beam_finish(tfm_beam *b);
 #ifndef TFM_TANHF
 #define TFM_TANHF tanhf
 #endif
+#ifndef TFM_FABSF
+#define TFM_FABSF fabsf
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -870,7 +874,7 @@ static void tfm__quantize_q8_0(const float *x, tfm_block_q8_0 *b, int64_t n) {
     int j;
     for (i = 0; i < n / TFM_QK; i++, x += TFM_QK) {
         float amax = 0, d, id;
-        for (j = 0; j < TFM_QK; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        for (j = 0; j < TFM_QK; j++) amax = TFM_FABSF(x[j]) > amax ? TFM_FABSF(x[j]) : amax;
         d = amax / 127.0f;
         id = d != 0 ? 1.0f / d : 0.0f;
         b[i].d = tfm_fp32_to_fp16(d);
@@ -885,7 +889,7 @@ static void tfm__quantize_q4_0(const float *x, tfm_block_q4_0 *b, int64_t n) {
     for (i = 0; i < n / TFM_QK; i++, x += TFM_QK) {
         float amax = 0, max = 0, d, id;
         for (j = 0; j < TFM_QK; j++)
-            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+            if (TFM_FABSF(x[j]) > amax) { amax = TFM_FABSF(x[j]); max = x[j]; }
         d = max / -8.0f;
         id = d != 0 ? 1.0f / d : 0.0f;
         b[i].d = tfm_fp32_to_fp16(d);

@@ -33,6 +33,10 @@ $(B)/test_%: tests/test_%.c tests/test.h tfm.h | $(B)
 $(B)/san_%: tests/test_%.c tests/test.h tfm.h | $(B)
 	$(CC) $(SAN) $(WARN) -Itests -I. $< -o $@ -lm
 
+# examples/run with the plain C kernels only (what the firmware runs), for comparisons
+$(B)/run_plain: examples/run.c examples/kv_flags.h examples/beam_flags.h tfm.h | $(B)
+	$(CC) -O2 $(WARN) -DTFM_NO_SIMD -I. $< -o $@ -lm
+
 run: $(B)/run
 	$(B)/run -m $(MODEL) -p "$(PROMPT)" -n $(N)
 

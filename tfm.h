@@ -1504,10 +1504,12 @@ static int tfm__thread_id(void) {
 }
 
 /* Threads worth using for a product of `macs` multiply-adds: tiny products stay on one thread,
-   where a parallel region would cost more than it saves. */
+   where a parallel region would cost more than it saves. 2^19 multiply-adds take ~15 us on one
+   core; below that a fork/join (and, on a busy machine, waiting for a descheduled worker) costs
+   more than it saves. */
 static int tfm__mm_threads(int n_threads, int64_t macs) {
 #ifdef _OPENMP
-    return macs >= ((int64_t)1 << 17) ? n_threads : 1;
+    return macs >= ((int64_t)1 << 19) ? n_threads : 1;
 #else
     (void)macs; (void)n_threads;
     return 1;
@@ -2837,7 +2839,7 @@ static void tfm__attention_heads(tfm_session *s, int32_t l, const int32_t *seq, 
     int32_t h;
     for (b = 0; b < B; b++) work += (int64_t)(pos[b] + 1) * hp->n_head * hp->head_dim; /* about the multiply-adds */
 #ifdef _OPENMP
-    if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= ((int64_t)1 << 15))
+    if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= ((int64_t)1 << 18))
         nt = s->cfg.n_threads < hp->n_head_kv ? s->cfg.n_threads : hp->n_head_kv;
 #pragma omp parallel for if (nt > 1) num_threads(nt) schedule(dynamic, 1)
 #endif

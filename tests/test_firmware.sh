@@ -87,17 +87,24 @@ memory_use() {
 }
 
 # examples/run on the same Q8_0 model: ids after the prompt (it prints the prompt ids first).
-compare_run() { # name dir extra-run-flags...
-    local name=$1 dir=$2; shift 2
-    local prompt n_prompt n out
+# RUN=build/run (SIMD kernels) or build/run_plain (TFM_NO_SIMD: the plain C kernels the board runs).
+# With a pruned cache the two kernel sets may pick different tokens after a while: float sums in
+# another order move attention scores by an ulp, which can flip a near-tie eviction. So the
+# pruned case is compared exactly with the plain build and only reported against the SIMD one.
+compare_run() { # name dir run-binary strict extra-run-flags...
+    local name=$1 dir=$2 run=$3 strict=$4; shift 4
+    local prompt n_prompt n out fw same=0 a b
     prompt=$(sed -n 's/^prompt_ids([0-9]*): *//p' "$dir/fw.txt")
     n_prompt=$(echo $prompt | wc -w)
     n=$(grep -o 'FW_N_GEN=[0-9]*' "$dir/settings" | cut -d= -f2)
-    out=$(build/run-plain -m "$dir/model.gguf" --prompt-ids "$prompt" -n "$n" --print-ids --threads 1 "$@" 2>/dev/null) \
-        || { bad "$name: examples/run failed"; return; }
+    out=$($run -m "$dir/model.gguf" --prompt-ids "$prompt" -n "$n" --print-ids --threads 1 "$@" 2>/dev/null) \
+        || { bad "$name: $run failed"; return; }
     out=$(echo $out | cut -d' ' -f$((n_prompt + 1))-)
-    if [ "$out" = "$(ids "$dir/fw.txt")" ]; then ok "$name: firmware = examples/run ($(echo $out | wc -w) ids)"; else
-        bad "$name: firmware and examples/run differ"; echo "  firmware: $(ids "$dir/fw.txt")"; echo "  run:      $out"; fi
+    fw=$(ids "$dir/fw.txt")
+    if [ "$out" = "$fw" ]; then ok "$name: firmware = $run ($(echo $out | wc -w) ids)"; return; fi
+    a=($out); b=($fw); while [ $same -lt ${#a[@]} ] && [ "${a[$same]}" = "${b[$same]}" ]; do same=$((same + 1)); done
+    if [ "$strict" = 1 ]; then bad "$name: firmware and $run differ"; echo "  firmware: $fw"; echo "  run:      $out"
+    else echo "  note: $name: $run (SIMD kernels) agrees with the firmware on the first $same of ${#b[@]} ids"; fi
 }
 
 # The header alone, as firmware vendors it: no warning for a Cortex-M0 without FPU (soft float,
@@ -132,12 +139,12 @@ else
     bad "gguf-to-c C array output differs from the .incbin one"
 fi
 
-# examples/run with the plain C kernels, as the firmware has them: the SIMD kernels round
-# differently, and with eviction a last-bit difference can flip a near-tie between two slots.
-if ${CC:-cc} -O2 -std=c99 -DTFM_NO_SIMD -I. examples/run.c -o build/run-plain -lm > /dev/null 2>&1; then
-    compare_run "no eviction" build/firmware-full
-    if build/run-plain --help 2>&1 | grep -q -- '--kv-budget'; then
-        compare_run "A2SF budget $BUDGET" build/firmware --kv a2sf --kv-budget $BUDGET --kv-alpha 0.5
+if make -s build/run build/run_plain > /dev/null 2>&1; then
+    compare_run "no eviction" build/firmware-full build/run 1
+    compare_run "no eviction" build/firmware-full build/run_plain 1
+    if build/run --help 2>&1 | grep -q -- '--kv-budget'; then
+        compare_run "A2SF budget $BUDGET" build/firmware build/run_plain 1 --kv a2sf --kv-budget $BUDGET --kv-alpha 0.5
+        compare_run "A2SF budget $BUDGET" build/firmware build/run 0 --kv a2sf --kv-budget $BUDGET --kv-alpha 0.5
     else
         echo "SKIP: examples/run has no --kv-budget flag (A2SF firmware compared with the host build only)"
     fi

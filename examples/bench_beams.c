@@ -55,41 +55,6 @@ static void *make_tensor(int type, int64_t in, int64_t out, float std) {
     return data;
 }
 
-/* gguf_write.h writes files; the benchmark keeps the model in memory with the same layout. */
-static unsigned char *gguf_in_memory(gw_writer *w, size_t *size) {
-    size_t i, head = 24 + w->meta_len, data = 0;
-    unsigned char *p, *q;
-    for (i = 0; i < w->n_tensors; i++) {
-        head += 8 + strlen(w->tensors[i].name) + 4 + 8 * w->tensors[i].n_dims + 4 + 8;
-        data = (size_t)gw__pad(data + w->tensors[i].nbytes, w->alignment);
-    }
-    head = (size_t)gw__pad(head, w->alignment);
-    p = q = (unsigned char *)calloc(head + data, 1);
-    if (!p) return NULL;
-    {
-        uint32_t mv[2] = {0x46554747u, 3};
-        uint64_t counts[2];
-        counts[0] = w->n_tensors; counts[1] = w->n_kv;
-        memcpy(q, mv, 8); memcpy(q + 8, counts, 16); q += 24;
-    }
-    memcpy(q, w->meta, w->meta_len); q += w->meta_len;
-    for (i = 0, data = 0; i < w->n_tensors; i++) {
-        const gw_tensor_desc *t = &w->tensors[i];
-        uint64_t len = strlen(t->name), ne, off = data;
-        uint32_t d, ty = (uint32_t)t->type;
-        memcpy(q, &len, 8); q += 8;
-        memcpy(q, t->name, len); q += len;
-        memcpy(q, &t->n_dims, 4); q += 4;
-        for (d = 0; d < t->n_dims; d++) { ne = (uint64_t)t->ne[d]; memcpy(q, &ne, 8); q += 8; }
-        memcpy(q, &ty, 4); q += 4;
-        memcpy(q, &off, 8); q += 8;
-        memcpy(p + head + data, t->data, (size_t)t->nbytes);
-        data = (size_t)gw__pad(data + t->nbytes, w->alignment);
-    }
-    *size = head + data;
-    return p;
-}
-
 static unsigned char *build_model(const bench_cfg *c, size_t *size) {
     gw_writer w;
     void *keep[16 * 1024];
@@ -144,7 +109,7 @@ static unsigned char *build_model(const bench_cfg *c, size_t *size) {
     }
 #undef MAT
 #undef VEC
-    bytes = w.failed ? NULL : gguf_in_memory(&w, size);
+    bytes = w.failed ? NULL : gw_write_memory(&w, size);
     gw_free(&w);
     for (i = 0; i < nk; i++) free(keep[i]);
     return bytes;

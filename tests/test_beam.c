@@ -51,42 +51,6 @@ static float *rand_tensor(uint64_t *s, size_t n, float std) {
     return w;
 }
 
-/* gguf_write.h writes files; tests keep the model in memory with the same layout. */
-static unsigned char *gw_to_memory(gw_writer *w, size_t *size) {
-    size_t i, n = 24 + w->meta_len, off = 0;
-    unsigned char *p, *q;
-    uint64_t *offs = (uint64_t *)calloc(w->n_tensors + 1, sizeof(uint64_t));
-    for (i = 0; i < w->n_tensors; i++) {
-        n += 8 + strlen(w->tensors[i].name) + 4 + 8 * w->tensors[i].n_dims + 4 + 8;
-        offs[i] = off;
-        off = (size_t)gw__pad(off + w->tensors[i].nbytes, w->alignment);
-    }
-    n = (size_t)gw__pad(n, w->alignment);
-    p = q = (unsigned char *)calloc(n + off, 1);
-    {
-        uint32_t mv[2] = {0x46554747u, 3};
-        uint64_t counts[2];
-        counts[0] = w->n_tensors; counts[1] = w->n_kv;
-        memcpy(q, mv, 8); memcpy(q + 8, counts, 16); q += 24;
-    }
-    memcpy(q, w->meta, w->meta_len); q += w->meta_len;
-    for (i = 0; i < w->n_tensors; i++) {
-        const gw_tensor_desc *t = &w->tensors[i];
-        uint64_t len = strlen(t->name), ne;
-        uint32_t d, ty = (uint32_t)t->type;
-        memcpy(q, &len, 8); q += 8;
-        memcpy(q, t->name, len); q += len;
-        memcpy(q, &t->n_dims, 4); q += 4;
-        for (d = 0; d < t->n_dims; d++) { ne = (uint64_t)t->ne[d]; memcpy(q, &ne, 8); q += 8; }
-        memcpy(q, &ty, 4); q += 4;
-        memcpy(q, &offs[i], 8); q += 8;
-    }
-    for (i = 0; i < w->n_tensors; i++) memcpy(p + n + offs[i], w->tensors[i].data, (size_t)w->tensors[i].nbytes);
-    free(offs);
-    *size = n + off;
-    return p;
-}
-
 static int tiny_load(tiny_model *tm, const tiny_cfg *c) {
     gw_writer w;
     uint64_t s = c->seed;
@@ -146,7 +110,7 @@ static int tiny_load(tiny_model *tm, const tiny_cfg *c) {
     }
 #undef MAT
 #undef VEC
-    tm->bytes = gw_to_memory(&w, &tm->size);
+    tm->bytes = gw_write_memory(&w, &tm->size);
     gw_free(&w);
     for (i = 0; i < nk; i++) free(keep[i]);
     if (tfm_gguf_init(&tm->g, tm->bytes, tm->size) != TFM_OK) { printf("gguf: %s\n", tm->g.error); return 0; }

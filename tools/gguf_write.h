@@ -240,18 +240,16 @@ static inline int gw__write_header(gw_writer *w, FILE *f) {
 }
 
 /* Writes the file. On failure the partial file is removed. */
-static inline int gw_write(gw_writer *w, const char *path) {
+/* The whole file into an open stream: the one serializer behind gw_write and gw_write_memory. */
+static inline int gw__write_stream(gw_writer *w, FILE *f) {
     static const unsigned char zeros[64] = {0};
     const uint16_t one = 1;
-    FILE *f;
     size_t i;
     int rc;
     if (w->failed) return -1;
     if (*(const unsigned char *)&one != 1) return gw__fail(w, "big-endian host: GGUF is little-endian", NULL);
     if (w->alignment == 0 || w->alignment > sizeof zeros || (w->alignment & (w->alignment - 1)))
         return gw__fail(w, "alignment must be a power of two up to 64", NULL);
-    f = fopen(path, "wb");
-    if (!f) return gw__fail(w, "cannot create", path);
     rc = gw__write_header(w, f);
     for (i = 0; rc == 0 && i < w->n_tensors; i++) {
         const gw_tensor_desc *t = &w->tensors[i];
@@ -260,9 +258,35 @@ static inline int gw_write(gw_writer *w, const char *path) {
         else if (fwrite(t->data, 1, (size_t)t->nbytes, f) != t->nbytes) rc = gw__fail(w, "write error", t->name);
         if (rc == 0 && fwrite(zeros, 1, (size_t)pad, f) != pad) rc = gw__fail(w, "write error", t->name);
     }
+    return rc;
+}
+
+static inline int gw_write(gw_writer *w, const char *path) {
+    FILE *f;
+    int rc;
+    if (w->failed) return -1;
+    f = fopen(path, "wb");
+    if (!f) return gw__fail(w, "cannot create", path);
+    rc = gw__write_stream(w, f);
     if (fclose(f) != 0 && rc == 0) rc = gw__fail(w, "write error", path);
     if (rc != 0) remove(path);
     return rc;
+}
+
+/* The file as a malloc'd buffer (for tests and benchmarks that load from memory); NULL on error. */
+static inline unsigned char *gw_write_memory(gw_writer *w, size_t *size) {
+    FILE *f = tmpfile();
+    unsigned char *p = NULL;
+    long n;
+    if (!f) { gw__fail(w, "cannot create a temporary file", NULL); return NULL; }
+    if (gw__write_stream(w, f) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (p = (unsigned char *)malloc((size_t)n)) != NULL && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) *size = (size_t)n;
+    return p;
 }
 
 /* ------------------------------------------------------------------ output type policy */

@@ -138,16 +138,12 @@ static void add_metadata(gw_writer *w, const rnd_config *c) {
     gw_str(w, "general.description", "random weights from tools/gguf-random, NOT a trained model");
     gw_u32(w, "general.file_type", gw_file_type(c->type));
     if (c->type == TFM_TYPE_Q8_0 || c->type == TFM_TYPE_Q4_0) gw_u32(w, "general.quantization_version", 2);
-    gw_u32(w, "llama.vocab_size", (uint32_t)c->vocab);
-    gw_u32(w, "llama.context_length", (uint32_t)c->ctx);
-    gw_u32(w, "llama.embedding_length", (uint32_t)c->dim);
-    gw_u32(w, "llama.block_count", (uint32_t)c->layers);
-    gw_u32(w, "llama.feed_forward_length", (uint32_t)c->ffn);
-    gw_u32(w, "llama.attention.head_count", (uint32_t)c->heads);
-    gw_u32(w, "llama.attention.head_count_kv", (uint32_t)c->kv_heads);
-    gw_u32(w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->heads));
-    gw_f32(w, "llama.rope.freq_base", 10000.0f);
-    gw_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    {
+        gw_llama_shape sh;
+        sh.vocab = c->vocab; sh.ctx = c->ctx; sh.dim = c->dim; sh.layers = c->layers;
+        sh.ffn = c->ffn; sh.heads = c->heads; sh.kv_heads = c->kv_heads;
+        gw_llama_keys(w, &sh);
+    }
 }
 
 typedef struct {

@@ -289,6 +289,23 @@ static inline unsigned char *gw_write_memory(gw_writer *w, size_t *size) {
     return p;
 }
 
+/* The llama.* hyperparameter keys of a Llama checkpoint (RoPE over the whole head, base 10000,
+   RMSNorm eps 1e-5: what llama2.c and the random models use). */
+typedef struct { int64_t vocab, ctx, dim, layers, ffn, heads, kv_heads; } gw_llama_shape;
+
+static inline int gw_llama_keys(gw_writer *w, const gw_llama_shape *c) {
+    gw_u32(w, "llama.vocab_size", (uint32_t)c->vocab);
+    gw_u32(w, "llama.context_length", (uint32_t)c->ctx);
+    gw_u32(w, "llama.embedding_length", (uint32_t)c->dim);
+    gw_u32(w, "llama.block_count", (uint32_t)c->layers);
+    gw_u32(w, "llama.feed_forward_length", (uint32_t)c->ffn);
+    gw_u32(w, "llama.attention.head_count", (uint32_t)c->heads);
+    gw_u32(w, "llama.attention.head_count_kv", (uint32_t)c->kv_heads);
+    gw_u32(w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->heads));
+    gw_f32(w, "llama.rope.freq_base", 10000.0f);
+    return gw_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+}
+
 /* ------------------------------------------------------------------ output type policy */
 
 /* Parses a --type argument; returns the tfm_type or -1. */

@@ -124,16 +124,12 @@ static void add_metadata(gw_writer *w, const l2c_config *c, const char *name, in
     gw_str(w, "general.name", name);
     gw_u32(w, "general.file_type", gw_file_type(type));
     if (type == TFM_TYPE_Q8_0 || type == TFM_TYPE_Q4_0) gw_u32(w, "general.quantization_version", 2);
-    gw_u32(w, "llama.vocab_size", (uint32_t)c->vocab);
-    gw_u32(w, "llama.context_length", (uint32_t)c->seq_len);
-    gw_u32(w, "llama.embedding_length", (uint32_t)c->dim);
-    gw_u32(w, "llama.block_count", (uint32_t)c->n_layers);
-    gw_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden);
-    gw_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
-    gw_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    gw_u32(w, "llama.rope.dimension_count", (uint32_t)(c->dim / c->n_heads));
-    gw_f32(w, "llama.rope.freq_base", 10000.0f);          /* llama2.c hard-codes it */
-    gw_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f); /* likewise */
+    { /* llama2.c hard-codes RoPE base 10000 and eps 1e-5, as gw_llama_keys writes them */
+        gw_llama_shape sh;
+        sh.vocab = c->vocab; sh.ctx = c->seq_len; sh.dim = c->dim; sh.layers = c->n_layers;
+        sh.ffn = c->hidden; sh.heads = c->n_heads; sh.kv_heads = c->n_kv_heads;
+        gw_llama_keys(w, &sh);
+    }
 }
 
 static void add_tensors(gw_writer *w, src_list *sl, FILE *f, const l2c_config *c, const l2c_layout *o, int type) {

@@ -184,6 +184,7 @@ for t in f16 bf16 q8_0 q4_0; do
 done
 check "gguf-random models load in tfm.h and give finite logits" sh -c "$LOGITS $T/r1.gguf - 0 && $LOGITS $T/rt.q4_0.gguf - 0"
 check "gguf-random q8_0 is the f32 model within Q8_0 error" $DIFF $T/r.q8_0.gguf $T/r1.gguf --no-keys --block-rtol 0.0045
+check "gguf-random q4_0: every matrix Q4_0, the head and embedding too" sh -c "$B/gguf-dump $T/r.q4_0.gguf | grep -q '^tensor output.weight Q4_0' && $B/gguf-dump $T/rt.q4_0.gguf | grep -q '^tensor token_embd.weight Q4_0'"
 check "gguf-random q4_0 is the f32 model within Q4_0 error" $DIFF $T/r.q4_0.gguf $T/r1.gguf --no-keys --block-rtol 0.13
 
 echo "test_convert: $checks checks, $fails failed"

@@ -17,7 +17,11 @@ REPS=${REPS:-3}
 # for a descheduled thread; measured 2-thread decode 3-5x faster under such load. Unset to compare.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-passive}
 OUT=$B/bench.jsonl
+# Files written by an older gguf-random are written again (bump when its output changes;
+# 2: the head and embedding in the named type too).
+GEN=2
 mkdir -p "$DIR"
+if [ "$(cat "$DIR/GEN" 2>/dev/null)" != "$GEN" ]; then rm -f "$DIR"/*.gguf; echo "$GEN" > "$DIR/GEN"; fi
 
 shape_args() {
     case $1 in

@@ -169,9 +169,12 @@ static void add_tensors(gw_writer *w, rnd_list *rl, const rnd_config *c) {
     long d = c->dim, kv = c->dim / c->heads * c->kv_heads, l;
     int ty = c->type;
     char name[64];
-    add(w, rl, "token_embd.weight", gw_pick_type(ty, 2, d, c->tied), c->vocab, d);
+    /* Every matrix in the named type, the head too (tools/convert keeps a Q4_0 model's head in
+       Q8_0 for quality; random weights have none to keep): the speed figures these files are
+       compared with were measured with every matrix in one type. */
+    add(w, rl, "token_embd.weight", gw_pick_type(ty, 2, d, 0), c->vocab, d);
     add(w, rl, "output_norm.weight", ty, 0, d);
-    if (!c->tied) add(w, rl, "output.weight", gw_pick_type(ty, 2, d, 1), c->vocab, d);
+    if (!c->tied) add(w, rl, "output.weight", gw_pick_type(ty, 2, d, 0), c->vocab, d);
     for (l = 0; l < c->layers; l++) {
 #define T(suffix, rows, cols) \
         (snprintf(name, sizeof name, "blk.%ld." suffix, l), add(w, rl, name, gw_pick_type(ty, 2, cols, 0), rows, cols))

@@ -717,6 +717,20 @@ TFMDEF tfm_result tfm_beam_finish(tfm_beam *b);
 
 #ifdef _OPENMP
 #include <omp.h>
+#if defined(__linux__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
+#include <unistd.h>
+#include <sys/syscall.h>
+#if !defined(__USE_MISC) /* strict C modes hide it; the call is the same */
+extern long syscall(long number, ...);
+#endif
+#define TFM__FUTEX 1 /* threads waiting at a barrier sleep in the kernel until woken */
+#elif defined(__unix__) || defined(__APPLE__)
+#include <sched.h>
+#define TFM__YIELD() sched_yield()
+#endif
+#endif
+#ifndef TFM__YIELD
+#define TFM__YIELD() ((void)0)
 #endif
 
 #ifdef __cplusplus
@@ -1391,7 +1405,9 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    activation row) streams the rows in memory order; prefill and beams use tiles of 4 weight rows
    x up to 4 activation rows held in registers, over blocks of activation rows that fit the L2
    cache. Each output is one accumulation in one order whatever the batch, so a token gives the
-   same bits alone, in a prompt or among beams. OpenMP threads take chunks of weight rows. */
+   same bits alone, in a prompt or among beams. A forward pass is one OpenMP parallel region whose
+   threads take chunks of weight rows (and KV heads in attention) and meet at a spinning barrier
+   between steps (see "threads" below). */
 
 #if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__)
 #define TFM__AVX512 1
@@ -1488,12 +1504,113 @@ static float tfm__dot_q4_0_ref(const tfm_block_q4_0 *w, const tfm_block_q8_0 *x,
 }
 
 /* Scratch of a matrix product (sized by tfm__mm_scratch_bytes). */
+/* ---------------------------------------------------------------- threads */
+/* One forward pass runs in one OpenMP parallel region: the threads of a team walk the same code,
+   split each step's work, and meet at a spinning barrier between steps. A parallel region per
+   matrix product costs a fork and a join (and, with OMP_WAIT_POLICY=passive, waking sleeping
+   threads) hundreds of times per token; a spinning barrier costs well under a microsecond. */
+typedef struct {
+    int n;            /* threads in the team */
+    int arrived;      /* threads at the current barrier */
+    int generation;   /* barriers passed */
+    int sleepers;     /* threads asleep at the barrier (futex) */
+    int64_t handed;   /* work items handed out, over all steps (see tfm__team_take) */
+} tfm__team;
+
 typedef struct {
     int n_threads;
     float *wrow;              /* [n_threads][wrow_stride] widened weight row (plain C F16/BF16) */
     int64_t wrow_stride;
     void *xq;                 /* quantized activation rows (layout depends on the kernel) */
+    tfm__team *team;          /* the team this thread is in; NULL outside a forward pass */
+    int tid;                  /* this thread's index in the team */
+    int64_t seen;             /* team->handed at the start of this thread's current step */
 } tfm__mm_ctx;
+
+#if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__))
+#define TFM__FETCH_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
+#define TFM__LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define TFM__STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#if defined(__x86_64__) || defined(__i386__)
+#define TFM__PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define TFM__PAUSE() __asm__ __volatile__("yield")
+#endif
+#endif
+#ifndef TFM__PAUSE
+#define TFM__PAUSE() ((void)0)
+#endif
+#ifndef TFM__SPINS
+#define TFM__SPINS 1024 /* pauses before sleeping: several microseconds */
+#endif
+
+#ifdef TFM__FUTEX
+/* Linux futex calls (the numbers are the kernel's ABI): wait while *word == value; wake all. */
+static void tfm__futex_wait(int *word, int value) { syscall(SYS_futex, word, 0 | 128, value, NULL, NULL, 0); }
+static void tfm__futex_wake(int *word) { syscall(SYS_futex, word, 1 | 128, 0x7fffffff, NULL, NULL, 0); }
+#endif
+
+/* All threads of the team wait here until every one has arrived. A waiting thread spins for a
+   few microseconds (the next step is usually that close), then sleeps until the last one wakes
+   it: on a busy machine a thread that lost its core must get one back, and a spinning thread
+   would keep the scheduler from moving it to ours. */
+static void tfm__sync(const tfm__mm_ctx *c) {
+    tfm__team *t = c->team;
+    if (!t || t->n <= 1) return;
+#ifdef TFM__FETCH_ADD
+    {
+        const int gen = TFM__LOAD(&t->generation);
+        long spins = 0;
+        if (TFM__FETCH_ADD(&t->arrived, 1) == t->n - 1) {
+            TFM__STORE(&t->arrived, 0);
+            __atomic_store_n(&t->generation, gen + 1, __ATOMIC_SEQ_CST);
+#ifdef TFM__FUTEX
+            if (__atomic_load_n(&t->sleepers, __ATOMIC_SEQ_CST) > 0) tfm__futex_wake(&t->generation);
+#endif
+            return;
+        }
+        while (TFM__LOAD(&t->generation) == gen) {
+            if (++spins < TFM__SPINS) { TFM__PAUSE(); continue; }
+#ifdef TFM__FUTEX
+            __atomic_fetch_add(&t->sleepers, 1, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&t->generation, __ATOMIC_SEQ_CST) == gen) tfm__futex_wait(&t->generation, gen);
+            __atomic_fetch_sub(&t->sleepers, 1, __ATOMIC_SEQ_CST);
+#else
+            TFM__YIELD();
+#endif
+        }
+    }
+#elif defined(_OPENMP)
+#pragma omp barrier
+#endif
+}
+
+/* The next of `count` work items of the current step for this thread, or -1 when all are taken.
+   Every thread of the team calls it until it gets -1, so each step hands out exactly count + n
+   numbers and every thread knows where the next step's numbering starts without a reset. */
+static int64_t tfm__team_take(tfm__mm_ctx *c, int64_t count) {
+    int64_t i;
+    tfm__team *t = c->team;
+#ifdef TFM__FETCH_ADD
+    i = TFM__FETCH_ADD(&t->handed, 1);
+#elif defined(_OPENMP)
+#pragma omp atomic capture
+    i = t->handed++;
+#else
+    i = t->handed++;
+#endif
+    i -= c->seen;
+    if (i < count) return i;
+    c->seen += count + t->n;
+    return -1;
+}
+
+/* This thread's share [*lo, *hi) of n items split evenly over the team. */
+static void tfm__team_range(const tfm__mm_ctx *c, int64_t n, int64_t *lo, int64_t *hi) {
+    const int64_t k = c->team ? c->team->n : 1, t = c->team ? c->tid : 0;
+    *lo = n * t / k;
+    *hi = n * (t + 1) / k;
+}
 
 /* Bytes of quantized activations per row of n values, for any kernel (the plain one needs 34 per
    block, the AVX-512 one up to 96 per block plus a padded last group). */
@@ -1507,18 +1624,9 @@ static int tfm__thread_id(void) {
 #endif
 }
 
-/* Threads worth using for a product of `macs` multiply-adds: tiny products stay on one thread,
-   where a parallel region would cost more than it saves. 2^19 multiply-adds take ~15 us on one
-   core; below that a fork/join (and, on a busy machine, waiting for a descheduled worker) costs
-   more than it saves. */
-static int tfm__mm_threads(int n_threads, int64_t macs) {
-#ifdef _OPENMP
-    return macs >= ((int64_t)1 << 19) ? n_threads : 1;
-#else
-    (void)macs; (void)n_threads;
-    return 1;
-#endif
-}
+/* A product (or a layer whose largest step has) fewer multiply-adds than this runs on one thread
+   of the team: about 15 microseconds of work, less than splitting it costs in meetings. */
+#define TFM__SPLIT_MACS ((int64_t)1 << 19)
 
 /* Rows [r0, r1) of y = W x for the B activation rows, one weight row at a time. */
 static void tfm__matmul_rows_ref(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -1548,22 +1656,70 @@ static void tfm__matmul_rows_ref(const tfm__mm_ctx *c, const tfm_tensor *W, cons
     }
 }
 
+typedef void (*tfm__rows_fn)(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1);
+typedef void (*tfm__quant_fn)(tfm_type wt, const float *x, int64_t n, unsigned char *out);
+
+static void tfm__quantize_act_ref(tfm_type wt, const float *x, int64_t n, unsigned char *out) {
+    (void)wt;
+    tfm__quantize_q8_0(x, (tfm_block_q8_0 *)(void *)out, n);
+}
+
+/* The team's step y = W x: the threads quantize the activation rows (quantized weights), then take
+   chunks of weight rows as they come free (on a shared machine a thread that loses its core for
+   a while does not hold up the others). About 8 chunks per thread, multiples of 16 rows. */
+static void tfm__matmul_step(tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, tfm__rows_fn rows, tfm__quant_fn quant, size_t xq_row) {
+    const int64_t in = W->ne[0], out = W->ne[1], nt = c->team->n;
+    int64_t lo, hi, b, i;
+    if (W->type == TFM_TYPE_Q8_0 || W->type == TFM_TYPE_Q4_0) {
+        tfm__team_range(c, B, &lo, &hi);
+        for (b = lo; b < hi; b++) quant(W->type, x + (size_t)b * in, in, (unsigned char *)c->xq + (size_t)b * xq_row);
+        tfm__sync(c);
+    }
+    if (nt == 1 || in * out * (int64_t)B < TFM__SPLIT_MACS) {
+        if (c->tid == 0) rows(c, W, x, B, y, ldy, 0, out);
+    } else {
+        const int64_t chunk = ((out + nt * 8 - 1) / (nt * 8) + 15) / 16 * 16, n = (out + chunk - 1) / chunk;
+        while ((i = tfm__team_take(c, n)) >= 0) rows(c, W, x, B, y, ldy, i * chunk, (i + 1) * chunk < out ? (i + 1) * chunk : out);
+    }
+    tfm__sync(c);
+}
+
+/* A product inside a forward pass is a step of its team; outside one (tests) it gets a team of
+   c->n_threads for itself. */
+static void tfm__matmul_any(tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, tfm__rows_fn rows, tfm__quant_fn quant, size_t xq_row) {
+    tfm__team t;
+    if (c->team) { tfm__matmul_step(c, W, x, B, y, ldy, rows, quant, xq_row); return; }
+    memset(&t, 0, sizeof t);
+    t.n = 1;
+#ifdef _OPENMP
+    if (c->n_threads > 1) {
+#pragma omp parallel num_threads(c->n_threads)
+        {
+            tfm__mm_ctx me = *c;
+#pragma omp single
+            t.n = omp_get_num_threads();
+            me.team = &t;
+            me.tid = omp_get_thread_num();
+            me.seen = 0;
+            tfm__matmul_step(&me, W, x, B, y, ldy, rows, quant, xq_row);
+        }
+        return;
+    }
+#endif
+    {
+        tfm__mm_ctx me = *c;
+        me.team = &t;
+        me.tid = 0;
+        me.seen = 0;
+        tfm__matmul_step(&me, W, x, B, y, ldy, rows, quant, xq_row);
+    }
+}
+
 /* y[b*ldy + r] = W[r] . x[b*in ..] for the B rows of x (W is {in, out}); quantized weights
    multiply activations quantized to Q8_0 (d = fp16(max|x| / 127), q = round(x / d)), the
    scheme the reference engine uses, so quantized models match it. */
-TFM__REF void tfm__matmul_ref(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy) {
-    const int64_t in = W->ne[0], out = W->ne[1], nb = in / TFM_QK;
-    int nt = tfm__mm_threads(c->n_threads, in * out * (int64_t)B), b;
-    if (W->type == TFM_TYPE_Q8_0 || W->type == TFM_TYPE_Q4_0)
-        for (b = 0; b < B; b++) tfm__quantize_q8_0(x + (size_t)b * in, (tfm_block_q8_0 *)c->xq + (size_t)b * nb, in);
-    if (nt <= 1) { tfm__matmul_rows_ref(c, W, x, B, y, ldy, 0, out); return; }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    {
-        int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
-        tfm__matmul_rows_ref(c, W, x, B, y, ldy, out * t / n, out * (t + 1) / n);
-    }
-#endif
+TFM__REF void tfm__matmul_ref(tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy) {
+    tfm__matmul_any(c, W, x, B, y, ldy, tfm__matmul_rows_ref, tfm__quantize_act_ref, (size_t)(W->ne[0] / TFM_QK) * sizeof(tfm_block_q8_0));
 }
 
 /* ---------------------------------------------------------------- SIMD float vectors */
@@ -1791,28 +1947,66 @@ TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y)
 #endif
 }
 
-/* Decode (one activation row): the weight rows one after another, so the matrix streams through
-   memory in order (4-row tiles would make 4 short streams, which prefetchers follow badly), with
-   the sums of 16 rows reduced together. */
+/* One weight row's dot with x: one accumulator (as in the tiles: the same sums), a scalar tail. */
+TFM__INLINE void tfm__frow(tfm_type t, const void *w, const float *x, int64_t n, tfm__vf *acc, float *tail) {
+    tfm__vf s0 = tfm__vf_zero();
+    int64_t k;
+    *tail = 0;
+    for (k = 0; k + TFM__VL <= n; k += TFM__VL) s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), tfm__vf_load(x + k), s0);
+    for (; k < n; k++) *tail += tfm__weight1(t, w, k) * x[k];
+    *acc = s0;
+}
+
+/* The same for two rows at once: two independent chains of adds keep the core busy where one
+   would wait on each add (per row the arithmetic is exactly tfm__frow's). */
+TFM__INLINE void tfm__frow2(tfm_type t, const void *w, const void *v, const float *x, int64_t n, tfm__vf *acc_w, tfm__vf *acc_v, float *tail_w, float *tail_v) {
+    tfm__vf s0 = tfm__vf_zero(), s1 = tfm__vf_zero();
+    int64_t k;
+    *tail_w = 0;
+    *tail_v = 0;
+    for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
+        const tfm__vf xv = tfm__vf_load(x + k);
+        s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), xv, s0);
+        s1 = tfm__vf_fma(tfm__vf_weights(t, v, k), xv, s1);
+    }
+    for (; k < n; k++) {
+        *tail_w += tfm__weight1(t, w, k) * x[k];
+        *tail_v += tfm__weight1(t, v, k) * x[k];
+    }
+    *acc_w = s0;
+    *acc_v = s1;
+}
+
+/* Decode (one activation row), 16 rows per add tree. The rows [r0, r1) are read as two halves in
+   lockstep, each half in memory order: two long sequential streams, which prefetchers follow
+   (two adjacent rows at a time would restart both streams every row, and streamed half as fast
+   on the Zen 5 this was tuned on), and two independent chains of adds. */
 TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, float *y, int64_t r0, int64_t r1) {
-    const int64_t n = W->ne[0];
+    const int64_t n = W->ne[0], pairs = (r1 - r0 + 15) / 16 / 2, mid = r0 + 16 * pairs;
     const size_t ws = tfm_type_row_size(W->type, n);
     const unsigned char *wd = (const unsigned char *)W->data;
-    int64_t r, k;
+    int64_t p, r;
     int i;
-    for (r = r0; r < r1; r += 16) {
+    for (p = 0; p < pairs; p++) { /* 16 rows of the first half with 16 (or fewer) of the second */
+        const int64_t ra = r0 + 16 * p, rb = mid + 16 * p;
+        const int mb = r1 - rb < 16 ? (int)(r1 - rb) : 16;
+        tfm__vf acc_a[16], acc_b[16];
+        float tail_a[16], tail_b[16];
+        for (i = 0; i < 16; i++) {
+            if (i < mb) tfm__frow2(t, wd + (size_t)(ra + i) * ws, wd + (size_t)(rb + i) * ws, x, n, &acc_a[i], &acc_b[i], &tail_a[i], &tail_b[i]);
+            else tfm__frow(t, wd + (size_t)(ra + i) * ws, x, n, &acc_a[i], &tail_a[i]);
+        }
+        tfm__row_sums(acc_a, tail_a, 16, y + ra);
+        tfm__row_sums(acc_b, tail_b, mb, y + rb);
+    }
+    for (r = mid + 16 * pairs; r < r1; r += 16) { /* an odd last group of rows */
         const int m = r1 - r < 16 ? (int)(r1 - r) : 16;
         tfm__vf acc[16];
         float tail[16];
         for (i = 0; i < 16; i++) {
-            const void *w = wd + (size_t)(r + i) * ws;
-            tfm__vf s0 = tfm__vf_zero(); /* one accumulator, as in the tiles: the same sums */
+            acc[i] = tfm__vf_zero();
             tail[i] = 0;
-            if (i < m) {
-                for (k = 0; k + TFM__VL <= n; k += TFM__VL) s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), tfm__vf_load(x + k), s0);
-                for (; k < n; k++) tail[i] += tfm__weight1(t, w, k) * x[k];
-            }
-            acc[i] = s0;
+            if (i < m) tfm__frow(t, wd + (size_t)(r + i) * ws, x, n, &acc[i], &tail[i]);
         }
         tfm__row_sums(acc, tail, m, y + r);
     }
@@ -2172,25 +2366,9 @@ static void tfm__matmul_rows(const tfm__mm_ctx *c, const tfm_tensor *W, const fl
     }
 }
 
-/* y[b*ldy + r] = W[r] . x[b*in ..] for the B rows of x (W is {in, out}). Threads take chunks of
-   the weight rows; tiny products run on the calling thread. */
-static void tfm__matmul(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy) {
-    const int64_t in = W->ne[0], out = W->ne[1];
-    const int nt = tfm__mm_threads(c->n_threads, in * out * (int64_t)B);
-    int b;
-    if (W->type == TFM_TYPE_Q8_0 || W->type == TFM_TYPE_Q4_0)
-        for (b = 0; b < B; b++) tfm__quantize_act(W->type, x + (size_t)b * in, in, (unsigned char *)c->xq + (size_t)b * tfm__xq_row_bytes(in));
-    if (nt <= 1) { tfm__matmul_rows(c, W, x, B, y, ldy, 0, out); return; }
-#ifdef _OPENMP
-    {
-        /* about 8 chunks per thread (multiples of 16 rows), handed out as threads come free: on a
-           shared machine a thread that loses its core for a while does not hold up the others */
-        const int64_t chunk = ((out + (int64_t)nt * 8 - 1) / ((int64_t)nt * 8) + 15) / 16 * 16, n = (out + chunk - 1) / chunk;
-        int64_t i;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (i = 0; i < n; i++) tfm__matmul_rows(c, W, x, B, y, ldy, i * chunk, (i + 1) * chunk < out ? (i + 1) * chunk : out);
-    }
-#endif
+/* y[b*ldy + r] = W[r] . x[b*in ..] for the B rows of x (W is {in, out}), with the SIMD kernels. */
+static void tfm__matmul(tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy) {
+    tfm__matmul_any(c, W, x, B, y, ldy, tfm__matmul_rows, tfm__quantize_act, tfm__xq_row_bytes(W->ne[0]));
 }
 #else
 #define tfm__matmul tfm__matmul_ref
@@ -2802,6 +2980,7 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
 
 static tfm__mm_ctx tfm__mm(tfm_session *s) {
     tfm__mm_ctx c;
+    memset(&c, 0, sizeof c);
     c.n_threads = s->cfg.n_threads;
     c.wrow = s->wrow_;
     c.wrow_stride = s->wrow_stride_;
@@ -2814,15 +2993,31 @@ static void tfm__norm(const tfm_model *m, float *out, const float *x, const tfm_
     else tfm__layernorm(out, x, (const float *)w->data, (const float *)b->data, m->hp.dim, m->hp.norm_eps);
 }
 
-static void tfm__bias_rows(float *y, int64_t ld, const tfm_tensor *b, int B, int64_t off) {
-    int i;
-    if (!b->data) return;
-    for (i = 0; i < B; i++) tfm__add(y + (size_t)i * ld + off, (const float *)b->data, b->ne[0]);
+/* This thread's rows of out = norm(x) (rows of dim values), then the team meets. */
+static void tfm__norm_rows(tfm__mm_ctx *mm, const tfm_model *m, float *out, const float *x, const tfm_tensor *w, const tfm_tensor *b, int B) {
+    const int64_t dim = m->hp.dim;
+    int64_t lo, hi, i;
+    tfm__team_range(mm, B, &lo, &hi);
+    for (i = lo; i < hi; i++) tfm__norm(m, out + (size_t)i * dim, x + (size_t)i * dim, w, b);
+    tfm__sync(mm);
 }
 
-/* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_). KV heads are
-   independent, so threads take whole heads, each running the rows in order (a row's attention
-   sees the rows before it). Small work and observed runs stay on one thread. */
+/* This thread's rows of y += bias (if any) and x += y (the residual), then the team meets. */
+static void tfm__bias_residual(tfm__mm_ctx *mm, float *x, float *y, const tfm_tensor *bias, int64_t dim, int B) {
+    int64_t lo, hi, i;
+    tfm__team_range(mm, B, &lo, &hi);
+    for (i = lo; i < hi; i++) {
+        if (bias->data) tfm__add(y + (size_t)i * dim, (const float *)bias->data, dim);
+        tfm__add(x + (size_t)i * dim, y + (size_t)i * dim, dim);
+    }
+    tfm__sync(mm);
+}
+
+static void tfm__bias_row(float *y, const tfm_tensor *b, int64_t off) {
+    if (b->data) tfm__add(y + off, (const float *)b->data, b->ne[0]);
+}
+
+/* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_). */
 static void tfm__attend_rows(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B, int32_t h) {
     const tfm_hparams *hp = &s->model->hp;
     const int64_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
@@ -2836,74 +3031,93 @@ static void tfm__attend_rows(tfm_session *s, int32_t l, const int32_t *seq, cons
     }
 }
 
-static void tfm__attention_heads(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
+/* KV heads are independent, so threads take whole heads, each running the rows in order (a row's
+   attention sees the rows before it). Small work, and runs with an observer (called in order),
+   stay on thread 0. */
+static void tfm__attention_heads(tfm_session *s, tfm__mm_ctx *mm, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
     const tfm_hparams *hp = &s->model->hp;
-    int64_t work = 0;
-    int b, nt = 1;
-    int32_t h;
+    int64_t work = 0, h;
+    int b;
     for (b = 0; b < B; b++) work += (int64_t)(pos[b] + 1) * hp->n_head * hp->head_dim; /* about the multiply-adds */
-#ifdef _OPENMP
-    if (s->cfg.n_threads > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= ((int64_t)1 << 18))
-        nt = s->cfg.n_threads < hp->n_head_kv ? s->cfg.n_threads : hp->n_head_kv;
-#pragma omp parallel for if (nt > 1) num_threads(nt) schedule(dynamic, 1)
-#endif
-    for (h = 0; h < hp->n_head_kv; h++) tfm__attend_rows(s, l, seq, pos, B, h);
-    (void)nt; (void)work;
+    if (mm->team->n > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= TFM__SPLIT_MACS) {
+        while ((h = tfm__team_take(mm, hp->n_head_kv)) >= 0) tfm__attend_rows(s, l, seq, pos, B, (int32_t)h);
+    } else if (mm->tid == 0) {
+        for (h = 0; h < hp->n_head_kv; h++) tfm__attend_rows(s, l, seq, pos, B, (int32_t)h);
+    }
+    tfm__sync(mm);
+}
+
+/* This thread's rows of the projections' biases and RoPE, then the team meets. */
+static void tfm__qkv_finish(tfm__mm_ctx *mm, tfm_session *s, const tfm_layer *L, int B) {
+    const tfm_model *m = s->model;
+    const tfm_hparams *hp = &m->hp;
+    const int64_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
+    const int neox = m->arch->pos == TFM_POS_ROPE_NEOX;
+    int64_t lo, hi, b, h;
+    tfm__team_range(mm, B, &lo, &hi);
+    for (b = lo; b < hi; b++) {
+        float *row = s->q_ + (size_t)b * ld;
+        const float *cs = s->rope_cs_ + (size_t)b * (size_t)hp->rope_dim;
+        tfm__bias_row(row, &L->bqkv, 0);
+        tfm__bias_row(row, &L->bq, 0);
+        tfm__bias_row(row, &L->bk, nq);
+        tfm__bias_row(row, &L->bv, nq + nkv);
+        if (hp->rope_dim > 0) {
+            for (h = 0; h < hp->n_head; h++) tfm__rope(row + h * hd, cs, hp->rope_dim, neox);
+            for (h = 0; h < hp->n_head_kv; h++) tfm__rope(row + nq + h * hd, cs, hp->rope_dim, neox);
+        }
+    }
+    tfm__sync(mm);
 }
 
 /* Attention block of one layer for the chunk's B rows (residual stream in s->x_). */
-static void tfm__attention_layer(tfm_session *s, const tfm__mm_ctx *mm, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
+static void tfm__attention_layer(tfm_session *s, tfm__mm_ctx *mm, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
     const tfm_model *m = s->model;
     const tfm_hparams *hp = &m->hp;
     const tfm_layer *L = &m->layers[l];
     const int64_t dim = hp->dim, hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
-    const int neox = m->arch->pos == TFM_POS_ROPE_NEOX;
-    int b, h;
-    for (b = 0; b < B; b++) tfm__norm(m, s->xb_ + (size_t)b * dim, s->x_ + (size_t)b * dim, &L->attn_norm, &L->attn_norm_b);
+    tfm__norm_rows(mm, m, s->xb_, s->x_, &L->attn_norm, &L->attn_norm_b, B);
     if (L->wqkv.data) {
         tfm__matmul(mm, &L->wqkv, s->xb_, B, s->q_, ld);
-        tfm__bias_rows(s->q_, ld, &L->bqkv, B, 0);
     } else {
         tfm__matmul(mm, &L->wq, s->xb_, B, s->q_, ld);
         tfm__matmul(mm, &L->wk, s->xb_, B, s->q_ + nq, ld);
         tfm__matmul(mm, &L->wv, s->xb_, B, s->q_ + nq + nkv, ld);
-        tfm__bias_rows(s->q_, ld, &L->bq, B, 0);
-        tfm__bias_rows(s->q_, ld, &L->bk, B, nq);
-        tfm__bias_rows(s->q_, ld, &L->bv, B, nq + nkv);
     }
-    if (hp->rope_dim > 0)
-        for (b = 0; b < B; b++) {
-            float *row = s->q_ + (size_t)b * ld;
-            const float *cs = s->rope_cs_ + (size_t)b * (size_t)hp->rope_dim;
-            for (h = 0; h < hp->n_head; h++) tfm__rope(row + h * hd, cs, hp->rope_dim, neox);
-            for (h = 0; h < hp->n_head_kv; h++) tfm__rope(row + nq + h * hd, cs, hp->rope_dim, neox);
-        }
-    tfm__attention_heads(s, l, seq, pos, B);
+    tfm__qkv_finish(mm, s, L, B);
+    tfm__attention_heads(s, mm, l, seq, pos, B);
     tfm__matmul(mm, &L->wo, s->att_, B, s->xb_, dim);
-    tfm__bias_rows(s->xb_, dim, &L->bo, B, 0);
-    for (b = 0; b < B; b++) tfm__add(s->x_ + (size_t)b * dim, s->xb_ + (size_t)b * dim, dim);
+    tfm__bias_residual(mm, s->x_, s->xb_, &L->bo, dim, B);
 }
 
-static void tfm__ffn_layer(tfm_session *s, const tfm__mm_ctx *mm, int32_t l, int B) {
+/* This thread's share of the activation over n values of h (SwiGLU: h * silu(gate)). */
+static void tfm__activation(tfm__mm_ctx *mm, const tfm_model *m, float *h, const float *gate, int64_t n) {
+    int64_t lo, hi, i;
+    tfm__team_range(mm, n, &lo, &hi);
+    switch (m->arch->ffn) {
+    case TFM_FFN_SWIGLU: for (i = lo; i < hi; i++) h[i] *= tfm__silu(gate[i]); break;
+    case TFM_FFN_GELU: for (i = lo; i < hi; i++) h[i] = tfm__gelu(h[i]); break;
+    case TFM_FFN_RELU: for (i = lo; i < hi; i++) h[i] = h[i] > 0 ? h[i] : 0; break;
+    }
+    tfm__sync(mm);
+}
+
+static void tfm__ffn_layer(tfm_session *s, tfm__mm_ctx *mm, int32_t l, int B) {
     const tfm_model *m = s->model;
     const tfm_layer *L = &m->layers[l];
     const int64_t dim = m->hp.dim, f = m->hp.ffn_dim;
-    int64_t i, n = (int64_t)B * f;
-    int b;
-    for (b = 0; b < B; b++) tfm__norm(m, s->xb_ + (size_t)b * dim, s->x_ + (size_t)b * dim, &L->ffn_norm, &L->ffn_norm_b);
+    int64_t lo, hi, i;
+    tfm__norm_rows(mm, m, s->xb_, s->x_, &L->ffn_norm, &L->ffn_norm_b, B);
     tfm__matmul(mm, &L->w_up, s->xb_, B, s->hb_, f);
-    tfm__bias_rows(s->hb_, f, &L->b_up, B, 0);
-    switch (m->arch->ffn) {
-    case TFM_FFN_SWIGLU:
-        tfm__matmul(mm, &L->w_gate, s->xb_, B, s->hb2_, f);
-        for (i = 0; i < n; i++) s->hb_[i] *= tfm__silu(s->hb2_[i]);
-        break;
-    case TFM_FFN_GELU: for (i = 0; i < n; i++) s->hb_[i] = tfm__gelu(s->hb_[i]); break;
-    case TFM_FFN_RELU: for (i = 0; i < n; i++) s->hb_[i] = s->hb_[i] > 0 ? s->hb_[i] : 0; break;
+    if (m->arch->ffn == TFM_FFN_SWIGLU) tfm__matmul(mm, &L->w_gate, s->xb_, B, s->hb2_, f);
+    if (L->b_up.data) {
+        tfm__team_range(mm, B, &lo, &hi);
+        for (i = lo; i < hi; i++) tfm__add(s->hb_ + (size_t)i * f, (const float *)L->b_up.data, f);
+        tfm__sync(mm);
     }
+    tfm__activation(mm, m, s->hb_, s->hb2_, (int64_t)B * f);
     tfm__matmul(mm, &L->w_down, s->hb_, B, s->xb_, dim);
-    tfm__bias_rows(s->xb_, dim, &L->b_down, B, 0);
-    for (b = 0; b < B; b++) tfm__add(s->x_ + (size_t)b * dim, s->xb_ + (size_t)b * dim, dim);
+    tfm__bias_residual(mm, s->x_, s->xb_, &L->b_down, dim, B);
 }
 
 /* Token (and learned position) embeddings of the chunk's rows, and their RoPE angles. */
@@ -2929,34 +3143,39 @@ static void tfm__embed(tfm_session *s, const int32_t *tokens, const int32_t *pos
     }
 }
 
-/* Final norm and output head for the rows that need logits. */
-static void tfm__head(tfm_session *s, const tfm__mm_ctx *mm, const int32_t *seq, int B, size_t first, float *all_logits) {
+/* Final norm and output head for the rows that need logits (row choice and copies on thread 0). */
+static void tfm__head(tfm_session *s, tfm__mm_ctx *mm, const int32_t *seq, int B, size_t first, float *all_logits) {
     const tfm_model *m = s->model;
     const int64_t dim = m->hp.dim, V = m->hp.n_vocab;
     int b, k = 0;
-    for (b = 0; b < B; b++) {
+    for (b = 0; b < B; b++) { /* every thread counts the rows, thread 0 also prepares them */
         int32_t q = seq ? seq[b] : 0;
         if (!all_logits && s->seq_last_[q] != (int32_t)(first + (size_t)b)) continue;
-        tfm__norm(m, s->xb_ + (size_t)k * dim, s->x_ + (size_t)b * dim, &m->out_norm, &m->out_norm_b);
-        memcpy(s->hidden + (size_t)q * dim, s->xb_ + (size_t)k * dim, (size_t)dim * sizeof(float));
-        s->head_rows_[k] = b;
+        if (mm->tid == 0) {
+            tfm__norm(m, s->xb_ + (size_t)k * dim, s->x_ + (size_t)b * dim, &m->out_norm, &m->out_norm_b);
+            memcpy(s->hidden + (size_t)q * dim, s->xb_ + (size_t)k * dim, (size_t)dim * sizeof(float));
+            s->head_rows_[k] = b;
+        }
         k++;
     }
     if (k == 0) return;
+    tfm__sync(mm);
     if (all_logits) {
         tfm__matmul(mm, &m->output, s->xb_, k, all_logits + first * (size_t)V, V);
-        for (b = 0; b < B; b++) {
-            int32_t q = seq ? seq[b] : 0;
-            if (s->seq_last_[q] == (int32_t)(first + (size_t)b))
-                memcpy(s->logits + (size_t)q * V, all_logits + (first + (size_t)b) * (size_t)V, (size_t)V * sizeof(float));
-        }
+        if (mm->tid == 0)
+            for (b = 0; b < B; b++) {
+                int32_t q = seq ? seq[b] : 0;
+                if (s->seq_last_[q] == (int32_t)(first + (size_t)b))
+                    memcpy(s->logits + (size_t)q * V, all_logits + (first + (size_t)b) * (size_t)V, (size_t)V * sizeof(float));
+            }
         return;
     }
     tfm__matmul(mm, &m->output, s->xb_, k, s->row_logits_, V);
-    for (b = 0; b < k; b++) {
-        int32_t row = s->head_rows_[b], q = seq ? seq[row] : 0;
-        memcpy(s->logits + (size_t)q * V, s->row_logits_ + (size_t)b * V, (size_t)V * sizeof(float));
-    }
+    if (mm->tid == 0)
+        for (b = 0; b < k; b++) {
+            int32_t row = s->head_rows_[b], q = seq ? seq[row] : 0;
+            memcpy(s->logits + (size_t)q * V, s->row_logits_ + (size_t)b * V, (size_t)V * sizeof(float));
+        }
 }
 
 static tfm_result tfm__eval_check(tfm_session *s, const int32_t *tokens, const int32_t *seq, size_t n) {
@@ -2981,26 +3200,78 @@ static tfm_result tfm__eval_check(tfm_session *s, const int32_t *tokens, const i
     return TFM_OK;
 }
 
+/* Multiply-adds of a layer's largest step for B rows at positions pos (products and attention). */
+static int64_t tfm__layer_work(const tfm_model *m, const int32_t *pos, int B) {
+    const tfm_hparams *hp = &m->hp;
+    int64_t big = hp->dim > hp->ffn_dim ? hp->dim : hp->ffn_dim, att = 0;
+    int b;
+    big *= (int64_t)hp->dim * B;
+    for (b = 0; b < B; b++) att += (int64_t)(pos[b] + 1) * hp->n_head * hp->head_dim;
+    return big > att ? big : att;
+}
+
+/* One thread's walk through the forward pass of all n tokens, chunk by chunk; every thread of the
+   team runs it and they meet between steps. */
+static void tfm__forward(tfm_session *s, tfm__mm_ctx *mm, const int32_t *tokens, const int32_t *seq, size_t n, float *all_logits) {
+    size_t first;
+    for (first = 0; first < n; first += (size_t)s->cfg.n_batch) {
+        int B = (int)(n - first < (size_t)s->cfg.n_batch ? n - first : (size_t)s->cfg.n_batch), b;
+        const int32_t *sq = seq ? seq + first : NULL;
+        int32_t l;
+        if (mm->tid == 0) {
+            for (b = 0; b < B; b++) s->pos_rows_[b] = s->n_pos[sq ? sq[b] : 0]++; /* next position of its sequence */
+            tfm__embed(s, tokens + first, s->pos_rows_, B);
+        }
+        tfm__sync(mm);
+        for (l = 0; l < s->model->hp.n_layer; l++) {
+            if (mm->team->n > 1 && tfm__layer_work(s->model, s->pos_rows_, B) < TFM__SPLIT_MACS) {
+                /* a small layer runs on thread 0 alone: splitting each step would cost more in
+                   meetings than it saves */
+                if (mm->tid == 0) {
+                    tfm__team solo;
+                    tfm__mm_ctx one = *mm;
+                    memset(&solo, 0, sizeof solo);
+                    solo.n = 1;
+                    one.team = &solo;
+                    tfm__attention_layer(s, &one, l, sq, s->pos_rows_, B);
+                    tfm__ffn_layer(s, &one, l, B);
+                }
+                tfm__sync(mm);
+                continue;
+            }
+            tfm__attention_layer(s, mm, l, sq, s->pos_rows_, B);
+            tfm__ffn_layer(s, mm, l, B);
+        }
+        tfm__head(s, mm, sq, B, first, all_logits);
+        tfm__sync(mm); /* the next chunk reuses the buffers */
+    }
+}
+
 TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const int32_t *seq, size_t n, float *all_logits) {
     tfm__mm_ctx mm;
-    size_t first;
+    tfm__team team;
     tfm_result rc;
     if (!s || !s->model || (!tokens && n)) return TFM_ERR_ARG;
     if (n > (size_t)INT32_MAX) return TFM_ERR_ARG;
     if ((rc = tfm__eval_check(s, tokens, seq, n)) != TFM_OK) return rc;
     mm = tfm__mm(s);
-    for (first = 0; first < n; first += (size_t)s->cfg.n_batch) {
-        int B = (int)(n - first < (size_t)s->cfg.n_batch ? n - first : (size_t)s->cfg.n_batch), b;
-        const int32_t *sq = seq ? seq + first : NULL;
-        int32_t l;
-        for (b = 0; b < B; b++) s->pos_rows_[b] = s->n_pos[sq ? sq[b] : 0]++; /* next position of its sequence */
-        tfm__embed(s, tokens + first, s->pos_rows_, B);
-        for (l = 0; l < s->model->hp.n_layer; l++) {
-            tfm__attention_layer(s, &mm, l, sq, s->pos_rows_, B);
-            tfm__ffn_layer(s, &mm, l, B);
+    memset(&team, 0, sizeof team);
+    team.n = 1;
+    mm.team = &team;
+#ifdef _OPENMP
+    if (s->cfg.n_threads > 1) {
+#pragma omp parallel num_threads(s->cfg.n_threads)
+        {
+            tfm__mm_ctx me = mm;
+#pragma omp single
+            team.n = omp_get_num_threads(); /* fewer than asked inside another parallel region */
+            me.tid = omp_get_thread_num();
+            tfm__forward(s, &me, tokens, seq, n, all_logits);
         }
-        tfm__head(s, &mm, sq, B, first, all_logits);
+        return TFM_OK;
     }
+#endif
+    tfm__forward(s, &mm, tokens, seq, n, all_logits);
     return TFM_OK;
 }
 

@@ -122,6 +122,7 @@ typedef struct {
 } mm_scratch;
 
 static void scratch_init(mm_scratch *s, int64_t in, int B, int threads) {
+    memset(&s->ctx, 0, sizeof s->ctx);
     s->xq_mem = malloc((size_t)B * tfm__xq_row_bytes(in) + 64);
     s->wrow_mem = (float *)malloc((size_t)threads * (size_t)in * sizeof(float));
     s->ctx.n_threads = threads;

@@ -12,10 +12,8 @@ SHAPES=${SHAPES:-"s15m s110m tl1b"}
 TYPES=${TYPES:-"f32 f16 q8_0 q4_0"}
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-3}
-# Threads sleep between matrix products instead of spinning: on a shared machine (this one runs
-# other people's jobs) spinning threads fight them for the cores and every product then waits
-# for a descheduled thread; measured 2-thread decode 3-5x faster under such load. Unset to compare.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-passive}
+# Inside a forward pass tfm.h's threads wait for each other with their own barrier (spin, then
+# sleep); OMP_WAIT_POLICY only decides how they wait between passes. Left to the environment.
 OUT=$B/bench.jsonl
 # Files written by an older gguf-random are written again (bump when its output changes;
 # 2: the head and embedding in the named type too).

@@ -1570,6 +1570,7 @@ TFM__REF void tfm__matmul_ref(const tfm__mm_ctx *c, const tfm_tensor *W, const f
 /* One vector type per ISA with the handful of operations the float kernels need. */
 #if defined(TFM__AVX512)
 #define TFM__VL 16
+#define TFM__MR 6 /* weight rows per register tile */
 #define TFM__NR 4 /* activation rows per register tile */
 typedef __m512 tfm__vf;
 #define tfm__vf_zero() _mm512_setzero_ps()
@@ -1583,6 +1584,7 @@ typedef __m512 tfm__vf;
 TFM__INLINE float tfm__vf_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
 #elif defined(TFM__AVX2)
 #define TFM__VL 8
+#define TFM__MR 4
 #define TFM__NR 2
 typedef __m256 tfm__vf;
 #define tfm__vf_zero() _mm256_setzero_ps()
@@ -1601,6 +1603,7 @@ TFM__INLINE float tfm__vf_sum(__m256 v) {
 }
 #elif defined(TFM__NEON)
 #define TFM__VL 4
+#define TFM__MR 4
 #define TFM__NR 4
 typedef float32x4_t tfm__vf;
 #define tfm__vf_zero() vdupq_n_f32(0.0f)
@@ -1720,63 +1723,75 @@ TFM__INLINE float tfm__weight1(tfm_type t, const void *row, int64_t k) {
     return ((const float *)row)[k];
 }
 
-/* Writes (or adds) the horizontal sums of a 4 x TFM__NR tile of accumulators to y[j*ldy + i]. */
-TFM__INLINE void tfm__tile_store(tfm__vf acc[4][TFM__NR], int mr, int nr, float *y, int64_t ldy, int add) {
-    float sums[4][TFM__NR];
+/* Holds a loaded vector in a register: compilers otherwise fold the load into every FMA that
+   uses it, which makes a register tile load-bound. */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(TFM__AVX512) || defined(TFM__AVX2))
+#define TFM__KEEP(v) __asm__("" : "+v"(v))
+#else
+#define TFM__KEEP(v) (void)0
+#endif
+
+/* Writes (or adds) the horizontal sums of an MR x NR tile of accumulators (acc[i * NR + j] for
+   weight row i, activation row j) to y[j*ldy + i], for i < mr, j < nr. */
+TFM__INLINE void tfm__tile_store(const tfm__vf *acc, int MR, int NR, int mr, int nr, float *y, int64_t ldy, int add) {
+    float sums[TFM__MR * TFM__NR + 16];
     int i, j;
 #if defined(TFM__AVX512)
-    __m512 v[16];
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < 4; j++) v[4 * j + i] = acc[i][j];
-    _mm512_storeu_ps(&sums[0][0], tfm__sum16(v)); /* sums[j][i] in memory order 4j + i */
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + (&sums[0][0])[4 * j + i];
+    for (i = 0; i < MR * NR; i += 16) { /* the same add tree as decode (tfm__row_sums) */
+        __m512 v[16];
+        for (j = 0; j < 16; j++) v[j] = i + j < MR * NR ? acc[i + j] : _mm512_setzero_ps();
+        _mm512_storeu_ps(sums + i, tfm__sum16(v));
+    }
 #else
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) sums[i][j] = tfm__vf_sum(acc[i][j]);
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i][j];
+    for (i = 0; i < MR * NR; i++) sums[i] = tfm__vf_sum(acc[i]);
 #endif
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i * NR + j];
 }
 
-/* Register tile: y[j*ldy + i] = W[i] . X[j] for i < 4 weight rows (w, stride ws bytes; rows past
-   mr repeat the last and are not stored) and j < nr activation rows (x, stride ldx). */
-TFM__INLINE void tfm__ftile(tfm_type t, const unsigned char *w, size_t ws, int mr, const float *x, int64_t ldx, int nr, int64_t n, float *y, int64_t ldy, int add) {
-    const void *w0 = w, *w1 = w + (mr > 1 ? ws : 0), *w2 = w + (mr > 2 ? 2 * ws : 0), *w3 = w + (mr > 3 ? 3 * ws : 0);
-    tfm__vf acc[4][TFM__NR];
+/* Register tile: y[j*ldy + i] = W[i] . X[j] for MR weight rows w[i] and NR activation rows x[j]
+   (compile-time sizes, so the accumulators stay in registers; an edge tile repeats its last
+   row pointers, and only the first mr x nr outputs are stored). */
+TFM__INLINE void tfm__ftile(tfm_type t, const void *const *w, const float *const *x, int MR, int NR, int mr, int nr, int64_t n, float *y, int64_t ldy) {
+    tfm__vf acc[TFM__MR * TFM__NR];
     int64_t k;
-    int i, j;
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < TFM__NR; j++) acc[i][j] = tfm__vf_zero();
-    for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
-        const tfm__vf a0 = tfm__vf_weights(t, w0, k), a1 = tfm__vf_weights(t, w1, k);
-        const tfm__vf a2 = tfm__vf_weights(t, w2, k), a3 = tfm__vf_weights(t, w3, k);
+    int i, j, add = 0;
 #if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 4
+#pragma GCC unroll 32
 #endif
-        for (j = 0; j < TFM__NR; j++) {
-            if (j < nr) {
-                const tfm__vf xv = tfm__vf_load(x + (size_t)j * ldx + k);
-                acc[0][j] = tfm__vf_fma(a0, xv, acc[0][j]);
-                acc[1][j] = tfm__vf_fma(a1, xv, acc[1][j]);
-                acc[2][j] = tfm__vf_fma(a2, xv, acc[2][j]);
-                acc[3][j] = tfm__vf_fma(a3, xv, acc[3][j]);
-            }
+    for (i = 0; i < MR * NR; i++) acc[i] = tfm__vf_zero();
+    for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
+        tfm__vf a[TFM__MR];
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (i = 0; i < MR; i++) {
+            a[i] = tfm__vf_weights(t, w[i], k);
+            TFM__KEEP(a[i]);
+        }
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (j = 0; j < NR; j++) {
+            tfm__vf xv = tfm__vf_load(x[j] + k);
+            TFM__KEEP(xv);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (i = 0; i < MR; i++) acc[i * NR + j] = tfm__vf_fma(a[i], xv, acc[i * NR + j]);
         }
     }
     if (k < n) { /* a row length that is not a multiple of the vector: the rest in scalars */
-        for (i = 0; i < mr; i++) {
-            const void *wi = i == 0 ? w0 : i == 1 ? w1 : i == 2 ? w2 : w3;
+        for (i = 0; i < mr; i++)
             for (j = 0; j < nr; j++) {
                 float tail = 0;
                 int64_t kk;
-                for (kk = k; kk < n; kk++) tail += tfm__weight1(t, wi, kk) * x[(size_t)j * ldx + kk];
-                y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + tail;
+                for (kk = k; kk < n; kk++) tail += tfm__weight1(t, w[i], kk) * x[j][kk];
+                y[(size_t)j * ldy + i] = tail;
             }
-        }
         add = 1;
     }
-    tfm__tile_store(acc, mr, nr, y, ldy, add);
+    tfm__tile_store(acc, MR, NR, mr, nr, y, ldy, add);
 }
 
 /* y[i] = (sum of acc[i]) + tail[i] for the m <= 16 rows of a decode step. */
@@ -1828,26 +1843,35 @@ static int tfm__block_rows(int64_t row_bytes, int nr) {
     return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
 }
 
-/* Rows [r0, r1) of a float-type product: for each block of activation rows, every 4-row weight
-   tile against up to TFM__NR activation rows at a time. */
-TFM__INLINE void tfm__frows(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+/* Prefill: every MR-row weight tile against the activation rows of a cache block, NR at a time. */
+TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t in = W->ne[0];
     const int bb = tfm__block_rows(in * 4, TFM__NR);
     const size_t ws = tfm_type_row_size(W->type, in);
     const unsigned char *wd = (const unsigned char *)W->data;
     int64_t r;
-    int b0, b;
-    if (B == 1) { tfm__frows1(t, W, x, y, r0, r1); return; }
+    int b0, b, i;
     for (b0 = 0; b0 < B; b0 += bb) {
         const int b1 = B - b0 < bb ? B : b0 + bb;
-        for (r = r0; r < r1; r += 4) {
-            const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        for (r = r0; r < r1; r += TFM__MR) {
+            const int mr = r1 - r < TFM__MR ? (int)(r1 - r) : TFM__MR;
+            const void *wp[TFM__MR];
+            for (i = 0; i < TFM__MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
             for (b = b0; b < b1; b += TFM__NR) {
                 const int nr = b1 - b < TFM__NR ? b1 - b : TFM__NR;
-                tfm__ftile(t, wd + (size_t)r * ws, ws, mr, x + (size_t)b * in, in, nr, in, y + (size_t)b * ldy + r, ldy, 0);
+                const float *xp[TFM__NR];
+                for (i = 0; i < TFM__NR; i++) xp[i] = x + (size_t)(b + (i < nr ? i : nr - 1)) * (size_t)in;
+                tfm__ftile(t, wp, xp, TFM__MR, TFM__NR, mr, nr, in, y + (size_t)b * ldy + r, ldy);
             }
         }
     }
+}
+
+/* Rows [r0, r1) of a float-type product. */
+TFM__INLINE void tfm__frows(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (B == 1) { tfm__frows1(t, W, x, y, r0, r1); return; }
+    /* tiles load F32 rows whole: the split load is a streaming trick for decode */
+    tfm__frows_tiles(t == TFM__F32_SPLIT ? TFM_TYPE_F32 : t, W, x, B, y, ldy, r0, r1);
 }
 static void tfm__frows_f32(const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
 #if defined(TFM__AVX512)
@@ -1977,39 +2001,55 @@ TFM__INLINE __m512 tfm__qstep(int q4, __m512i lo, __m512i hi, __m512 dw, const u
     return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), dw, acc);
 }
 
-#define TFM__QNR 4
-/* Register tile of 4 weight rows x nr <= 4 activation rows over the whole row. */
-TFM__INLINE void tfm__qtile(int q4, const unsigned char *w, size_t ws, int mr, const unsigned char *xa, size_t xs, int nr, int64_t nb, float *y, int64_t ldy, int add) {
-    const int per = TFM__QG(q4), wgb = per * (q4 ? 18 : 34);
-    const unsigned char *w0 = w, *w1 = w + (mr > 1 ? ws : 0), *w2 = w + (mr > 2 ? 2 * ws : 0), *w3 = w + (mr > 3 ? 3 * ws : 0);
-    __m512 acc[4][TFM__QNR];
-    int64_t g, ng = (nb + per - 1) / per;
+#define TFM__QMR 5 /* weight rows per quantized register tile */
+#define TFM__QNR 3 /* activation rows per quantized register tile */
+/* One group g of an MR x NR tile (see tfm__qtile). */
+TFM__INLINE void tfm__qtile_group(int q4, const unsigned char *const *w, const unsigned char *const *xa, int MR, int NR, int64_t g, int nblk, __m512 *acc) {
+    const size_t wo = (size_t)g * (size_t)(TFM__QG(q4) * (q4 ? 18 : 34)), xo = (size_t)g * TFM__QGB(q4);
+    __m512i lo[TFM__QMR], hi[TFM__QMR];
+    __m512 d[TFM__QMR];
     int i, j;
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < TFM__QNR; j++) acc[i][j] = _mm512_setzero_ps();
-    for (g = 0; g < ng; g++) {
-        const int nblk = g + 1 < ng ? per : (int)(nb - g * per);
-        const size_t wo = (size_t)g * (size_t)wgb;
-        __m512i l0, h0, l1, h1, l2, h2, l3, h3;
-        __m512 d0, d1, d2, d3;
-        tfm__qload(q4, w0 + wo, nblk, &l0, &h0, &d0);
-        tfm__qload(q4, w1 + wo, nblk, &l1, &h1, &d1);
-        tfm__qload(q4, w2 + wo, nblk, &l2, &h2, &d2);
-        tfm__qload(q4, w3 + wo, nblk, &l3, &h3, &d3);
 #if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 #endif
-        for (j = 0; j < TFM__QNR; j++) {
-            if (j < nr) {
-                const unsigned char *xg = xa + (size_t)j * xs + (size_t)g * TFM__QGB(q4);
-                acc[0][j] = tfm__qstep(q4, l0, h0, d0, xg, acc[0][j]);
-                acc[1][j] = tfm__qstep(q4, l1, h1, d1, xg, acc[1][j]);
-                acc[2][j] = tfm__qstep(q4, l2, h2, d2, xg, acc[2][j]);
-                acc[3][j] = tfm__qstep(q4, l3, h3, d3, xg, acc[3][j]);
-            }
+    for (i = 0; i < MR; i++) tfm__qload(q4, w[i] + wo, nblk, &lo[i], &hi[i], &d[i]);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+    for (j = 0; j < NR; j++) { /* tfm__qstep with the activation row's vectors loaded once */
+        const unsigned char *xg = xa[j] + xo;
+        __m512i xl = _mm512_loadu_si512(xg), xh = _mm512_loadu_si512(xg + 64);
+        __m512 dx = _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64));
+        TFM__KEEP(xl);
+        if (q4) TFM__KEEP(xh);
+        TFM__KEEP(dx);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (i = 0; i < MR; i++) {
+            __m512i s = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128);
+            s = _mm512_dpbusd_epi32(s, lo[i], xl);
+            if (q4) s = _mm512_dpbusd_epi32(s, hi[i], xh);
+            acc[i * NR + j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), dx), d[i], acc[i * NR + j]);
         }
     }
-    tfm__tile_store(acc, mr, nr, y, ldy, add);
+}
+
+/* Register tile of MR weight rows w[i] x NR activation rows xa[j] (compile-time sizes; an edge
+   tile repeats its last row pointers and stores only mr x nr outputs) over the whole row. */
+TFM__INLINE void tfm__qtile(int q4, const unsigned char *const *w, const unsigned char *const *xa, int MR, int NR, int mr, int nr, int64_t nb, float *y, int64_t ldy) {
+    const int per = TFM__QG(q4);
+    const int64_t ng = (nb + per - 1) / per;
+    __m512 acc[TFM__QMR * TFM__QNR];
+    int64_t g;
+    int i;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+    for (i = 0; i < MR * NR; i++) acc[i] = _mm512_setzero_ps();
+    for (g = 0; g + 1 < ng; g++) tfm__qtile_group(q4, w, xa, MR, NR, g, per, acc);
+    tfm__qtile_group(q4, w, xa, MR, NR, ng - 1, (int)(nb - (ng - 1) * per), acc); /* maybe partial */
+    tfm__tile_store(acc, MR, NR, mr, nr, y, ldy, 0);
 }
 
 /* Decode: weight rows in order (see tfm__frows1), 16 rows per add tree. */
@@ -2045,15 +2085,19 @@ TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, i
     const int bb = tfm__block_rows((int64_t)xs, TFM__QNR);
     const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
     int64_t r;
-    int b0, b;
+    int b0, b, i;
     if (B == 1) { tfm__qrows1(q4, c, W, y, r0, r1); return; }
     for (b0 = 0; b0 < B; b0 += bb) {
         const int b1 = B - b0 < bb ? B : b0 + bb;
-        for (r = r0; r < r1; r += 4) {
-            const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
+        for (r = r0; r < r1; r += TFM__QMR) {
+            const int mr = r1 - r < TFM__QMR ? (int)(r1 - r) : TFM__QMR;
+            const unsigned char *wp[TFM__QMR];
+            for (i = 0; i < TFM__QMR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
             for (b = b0; b < b1; b += TFM__QNR) {
                 const int nr = b1 - b < TFM__QNR ? b1 - b : TFM__QNR;
-                tfm__qtile(q4, wd + (size_t)r * ws, ws, mr, xq + (size_t)b * xs, xs, nr, nb, y + (size_t)b * ldy + r, ldy, 0);
+                const unsigned char *xp[TFM__QNR];
+                for (i = 0; i < TFM__QNR; i++) xp[i] = xq + (size_t)(b + (i < nr ? i : nr - 1)) * xs;
+                tfm__qtile(q4, wp, xp, TFM__QMR, TFM__QNR, mr, nr, nb, y + (size_t)b * ldy + r, ldy);
             }
         }
     }

@@ -1570,8 +1570,10 @@ TFM__REF void tfm__matmul_ref(const tfm__mm_ctx *c, const tfm_tensor *W, const f
 /* One vector type per ISA with the handful of operations the float kernels need. */
 #if defined(TFM__AVX512)
 #define TFM__VL 16
+#ifndef TFM__MR
 #define TFM__MR 6 /* weight rows per register tile */
 #define TFM__NR 4 /* activation rows per register tile */
+#endif
 typedef __m512 tfm__vf;
 #define tfm__vf_zero() _mm512_setzero_ps()
 #define tfm__vf_set1(a) _mm512_set1_ps(a)
@@ -1749,51 +1751,6 @@ TFM__INLINE void tfm__tile_store(const tfm__vf *acc, int MR, int NR, int mr, int
         for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i * NR + j];
 }
 
-/* Register tile: y[j*ldy + i] = W[i] . X[j] for MR weight rows w[i] and NR activation rows x[j]
-   (compile-time sizes, so the accumulators stay in registers; an edge tile repeats its last
-   row pointers, and only the first mr x nr outputs are stored). */
-TFM__INLINE void tfm__ftile(tfm_type t, const void *const *w, const float *const *x, int MR, int NR, int mr, int nr, int64_t n, float *y, int64_t ldy) {
-    tfm__vf acc[TFM__MR * TFM__NR];
-    int64_t k;
-    int i, j, add = 0;
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 32
-#endif
-    for (i = 0; i < MR * NR; i++) acc[i] = tfm__vf_zero();
-    for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
-        tfm__vf a[TFM__MR];
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
-        for (i = 0; i < MR; i++) {
-            a[i] = tfm__vf_weights(t, w[i], k);
-            TFM__KEEP(a[i]);
-        }
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
-        for (j = 0; j < NR; j++) {
-            tfm__vf xv = tfm__vf_load(x[j] + k);
-            TFM__KEEP(xv);
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
-            for (i = 0; i < MR; i++) acc[i * NR + j] = tfm__vf_fma(a[i], xv, acc[i * NR + j]);
-        }
-    }
-    if (k < n) { /* a row length that is not a multiple of the vector: the rest in scalars */
-        for (i = 0; i < mr; i++)
-            for (j = 0; j < nr; j++) {
-                float tail = 0;
-                int64_t kk;
-                for (kk = k; kk < n; kk++) tail += tfm__weight1(t, w[i], kk) * x[j][kk];
-                y[(size_t)j * ldy + i] = tail;
-            }
-        add = 1;
-    }
-    tfm__tile_store(acc, MR, NR, mr, nr, y, ldy, add);
-}
-
 /* y[i] = (sum of acc[i]) + tail[i] for the m <= 16 rows of a decode step. */
 TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y) {
     int i;
@@ -1838,30 +1795,107 @@ TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, fl
    are never split along k, so every output is the same sum in the same order whatever the batch:
    a prompt, beams or one token give bit-identical logits for the same inputs. */
 static int tfm__block_rows(int64_t row_bytes, int nr) {
-    int64_t rows = ((int64_t)512 << 10) / (row_bytes > 0 ? row_bytes : 1);
+#ifndef TFM__L2KB
+#define TFM__L2KB 1024
+#endif
+    int64_t rows = ((int64_t)TFM__L2KB << 10) / (row_bytes > 0 ? row_bytes : 1);
     rows = rows / nr * nr;
     return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
 }
 
-/* Prefill: every MR-row weight tile against the activation rows of a cache block, NR at a time. */
+/* Prefill cache blocking. A weight tile (MR rows) is widened to float once per k-block into a
+   panel that stays in L1 while every activation tile of the block runs over it; the
+   activation rows of a block stay in L2. When a row is longer than one k-block the tile's
+   accumulators are saved between k-blocks and reloaded: each output is still one accumulator
+   summed in k order, bit for bit the sum decode makes. */
+#ifndef TFM__KC
+#define TFM__KC 1024 /* values per panel row (one k-block) */
+#endif
+#ifndef TFM__BBK
+#define TFM__BBK 128
+#endif
+
+/* acc[i * NR + j] += panel row i . x[j] from value k0 on, kv vectors (register tile). With
+   `fill`, the weights come from the rows w and are written to the panel as they are used: the
+   first tile of a panel overlaps reading the weights from memory with its arithmetic. */
+TFM__INLINE void tfm__fkern(tfm_type t, const void *const *w, int fill, tfm__vf *panel, int64_t kv, const float *const *x, int64_t k0, int MR, int NR, tfm__vf *acc) {
+    int64_t s;
+    int i, j;
+    for (s = 0; s < kv; s++) {
+        tfm__vf a[TFM__MR];
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (i = 0; i < MR; i++) {
+            if (fill) panel[s * MR + i] = a[i] = tfm__vf_weights(t, w[i], k0 + s * TFM__VL);
+            else a[i] = panel[s * MR + i];
+            TFM__KEEP(a[i]);
+        }
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (j = 0; j < NR; j++) {
+            tfm__vf xv = tfm__vf_load(x[j] + k0 + s * TFM__VL);
+            TFM__KEEP(xv);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (i = 0; i < MR; i++) acc[i * NR + j] = tfm__vf_fma(a[i], xv, acc[i * NR + j]);
+        }
+    }
+}
+
+/* Prefill: for each block of activation rows, each MR-row weight tile, each k-block: the panel,
+   then every NR-row activation tile over it. */
 TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0];
-    const int bb = tfm__block_rows(in * 4, TFM__NR);
+    enum { MR = TFM__MR, NR = TFM__NR, KV = TFM__KC / TFM__VL };
+    const int64_t in = W->ne[0], nv = in / TFM__VL, nkb = nv > 0 ? (nv + KV - 1) / KV : 1;
     const size_t ws = tfm_type_row_size(W->type, in);
     const unsigned char *wd = (const unsigned char *)W->data;
-    int64_t r;
-    int b0, b, i;
+    const int bb0 = tfm__block_rows(in * 4, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
+    tfm__vf panel[MR * KV], saved[(TFM__BBK / NR) * MR * NR];
+    int64_t r, kb;
+    int b0, b, i, j;
     for (b0 = 0; b0 < B; b0 += bb) {
         const int b1 = B - b0 < bb ? B : b0 + bb;
-        for (r = r0; r < r1; r += TFM__MR) {
-            const int mr = r1 - r < TFM__MR ? (int)(r1 - r) : TFM__MR;
-            const void *wp[TFM__MR];
-            for (i = 0; i < TFM__MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
-            for (b = b0; b < b1; b += TFM__NR) {
-                const int nr = b1 - b < TFM__NR ? b1 - b : TFM__NR;
-                const float *xp[TFM__NR];
-                for (i = 0; i < TFM__NR; i++) xp[i] = x + (size_t)(b + (i < nr ? i : nr - 1)) * (size_t)in;
-                tfm__ftile(t, wp, xp, TFM__MR, TFM__NR, mr, nr, in, y + (size_t)b * ldy + r, ldy);
+        for (r = r0; r < r1; r += MR) {
+            const int mr = r1 - r < MR ? (int)(r1 - r) : MR;
+            const void *wp[MR];
+            for (i = 0; i < MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
+            for (kb = 0; kb < nkb; kb++) {
+                const int64_t k0 = kb * KV * TFM__VL, kv = nv - kb * KV < KV ? nv - kb * KV : (int64_t)KV;
+                for (b = b0; b < b1; b += NR) {
+                    const int nr = b1 - b < NR ? b1 - b : NR;
+                    tfm__vf acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
+                    const float *xp[NR];
+                    for (j = 0; j < NR; j++) xp[j] = x + (size_t)(b + (j < nr ? j : nr - 1)) * (size_t)in;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                    for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? tfm__vf_zero() : sv[i];
+                    if (b == b0) tfm__fkern(t, wp, 1, panel, kv, xp, k0, MR, NR, acc);
+                    else tfm__fkern(t, wp, 0, panel, kv, xp, k0, MR, NR, acc);
+                    if (kb + 1 < nkb) {
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                        for (i = 0; i < MR * NR; i++) sv[i] = acc[i];
+                    } else {
+                        float *yt = y + (size_t)b * ldy + r;
+                        int add = 0;
+                        if (nv * TFM__VL < in) { /* a row length that is not a multiple of the vector */
+                            for (i = 0; i < mr; i++)
+                                for (j = 0; j < nr; j++) {
+                                    float tail = 0;
+                                    int64_t k;
+                                    for (k = nv * TFM__VL; k < in; k++) tail += tfm__weight1(t, wp[i], k) * xp[j][k];
+                                    yt[(size_t)j * ldy + i] = tail;
+                                }
+                            add = 1;
+                        }
+                        tfm__tile_store(acc, MR, NR, mr, nr, yt, ldy, add);
+                    }
+                }
             }
         }
     }
@@ -2001,55 +2035,108 @@ TFM__INLINE __m512 tfm__qstep(int q4, __m512i lo, __m512i hi, __m512 dw, const u
     return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), dw, acc);
 }
 
-#define TFM__QMR 5 /* weight rows per quantized register tile */
+#define TFM__QMR 8 /* weight rows per quantized register tile */
 #define TFM__QNR 3 /* activation rows per quantized register tile */
-/* One group g of an MR x NR tile (see tfm__qtile). */
-TFM__INLINE void tfm__qtile_group(int q4, const unsigned char *const *w, const unsigned char *const *xa, int MR, int NR, int64_t g, int nblk, __m512 *acc) {
-    const size_t wo = (size_t)g * (size_t)(TFM__QG(q4) * (q4 ? 18 : 34)), xo = (size_t)g * TFM__QGB(q4);
-    __m512i lo[TFM__QMR], hi[TFM__QMR];
-    __m512 d[TFM__QMR];
-    int i, j;
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
-    for (i = 0; i < MR; i++) tfm__qload(q4, w[i] + wo, nblk, &lo[i], &hi[i], &d[i]);
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
-    for (j = 0; j < NR; j++) { /* tfm__qstep with the activation row's vectors loaded once */
-        const unsigned char *xg = xa[j] + xo;
-        __m512i xl = _mm512_loadu_si512(xg), xh = _mm512_loadu_si512(xg + 64);
-        __m512 dx = _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64));
-        TFM__KEEP(xl);
-        if (q4) TFM__KEEP(xh);
-        TFM__KEEP(dx);
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 8
-#endif
+#define TFM__QKG(q4) ((q4) ? 16 : 24) /* groups per k-block: 2048 / 1536 values, panels of 24 KB */
+
+/* The panel of a quantized weight tile: tfm__qload's vectors for groups g0 .. g0 + kg - 1 of each
+   row, panel[(g * MR + i) * QW + {0: lo, 1: hi (Q4_0 only), QW - 1: scales}], QW = 3 / 2. (Unpacking
+   in the first tile instead, as the float tiles do, was slower here.) */
+TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64_t g0, int64_t kg, int64_t nb, __m512i *panel) {
+    const int per = TFM__QG(q4), qw = q4 ? 3 : 2;
+    const size_t wgb = (size_t)per * (q4 ? 18 : 34);
+    int64_t g;
+    int i;
+    for (g = 0; g < kg; g++) {
+        const int64_t gg = g0 + g;
+        const int nblk = nb - gg * per < per ? (int)(nb - gg * per) : per;
         for (i = 0; i < MR; i++) {
-            __m512i s = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128);
-            s = _mm512_dpbusd_epi32(s, lo[i], xl);
-            if (q4) s = _mm512_dpbusd_epi32(s, hi[i], xh);
-            acc[i * NR + j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), dx), d[i], acc[i * NR + j]);
+            __m512i *p = panel + (g * MR + i) * qw, lo, hi;
+            __m512 d;
+            tfm__qload(q4, w[i] + (size_t)gg * wgb, nblk, &lo, &hi, &d);
+            p[0] = lo;
+            if (q4) p[1] = hi;
+            p[qw - 1] = _mm512_castps_si512(d);
         }
     }
 }
 
-/* Register tile of MR weight rows w[i] x NR activation rows xa[j] (compile-time sizes; an edge
-   tile repeats its last row pointers and stores only mr x nr outputs) over the whole row. */
-TFM__INLINE void tfm__qtile(int q4, const unsigned char *const *w, const unsigned char *const *xa, int MR, int NR, int mr, int nr, int64_t nb, float *y, int64_t ldy) {
-    const int per = TFM__QG(q4);
-    const int64_t ng = (nb + per - 1) / per;
-    __m512 acc[TFM__QMR * TFM__QNR];
+/* acc[i * NR + j] += panel row i . activation row xa[j] over the panel's kg groups (from group
+   g0): tfm__qstep's arithmetic, with a weight row's vectors held in registers for the tile's
+   activation rows. */
+TFM__INLINE void tfm__qkern(int q4, const __m512i *panel, int64_t kg, const unsigned char *const *xa, int64_t g0, int MR, int NR, __m512 *acc) {
+    const int qw = q4 ? 3 : 2;
     int64_t g;
-    int i;
+    int i, j;
+    for (g = 0; g < kg; g++) {
+        const __m512i *pw = panel + g * MR * qw;
+        const size_t xo = (size_t)(g0 + g) * TFM__QGB(q4);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (i = 0; i < MR; i++) {
+            __m512i wl = pw[i * qw], wh = q4 ? pw[i * qw + 1] : wl;
+            __m512 wd = _mm512_castsi512_ps(pw[i * qw + qw - 1]);
+            TFM__KEEP(wl);
+            if (q4) TFM__KEEP(wh);
+            TFM__KEEP(wd);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (j = 0; j < NR; j++) {
+                const unsigned char *xg = xa[j] + xo;
+                __m512i s = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128);
+                s = _mm512_dpbusd_epi32(s, wl, _mm512_loadu_si512(xg));
+                if (q4) s = _mm512_dpbusd_epi32(s, wh, _mm512_loadu_si512(xg + 64));
+                acc[i * NR + j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), wd, acc[i * NR + j]);
+            }
+        }
+    }
+}
+
+/* Prefill: as tfm__frows_tiles, with panels of unpacked quantized groups. */
+TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    enum { MR = TFM__QMR, NR = TFM__QNR };
+    const int64_t in = W->ne[0], nb = in / TFM_QK, per = TFM__QG(q4), ng = (nb + per - 1) / per, kgm = TFM__QKG(q4);
+    const int64_t nkb = (ng + kgm - 1) / kgm;
+    const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
+    const int bb0 = tfm__block_rows((int64_t)xs, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
+    const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
+    __m512i panel[MR * (3 * TFM__QKG(1) > 2 * TFM__QKG(0) ? 3 * TFM__QKG(1) : 2 * TFM__QKG(0))];
+    __m512 saved[(TFM__BBK / NR) * MR * NR];
+    int64_t r, kb;
+    int b0, b, i, j;
+    for (b0 = 0; b0 < B; b0 += bb) {
+        const int b1 = B - b0 < bb ? B : b0 + bb;
+        for (r = r0; r < r1; r += MR) {
+            const int mr = r1 - r < MR ? (int)(r1 - r) : MR;
+            const unsigned char *wp[MR];
+            for (i = 0; i < MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
+            for (kb = 0; kb < nkb; kb++) {
+                const int64_t g0 = kb * kgm, kg = ng - g0 < kgm ? ng - g0 : kgm;
+                tfm__qpack(q4, wp, MR, g0, kg, nb, panel);
+                for (b = b0; b < b1; b += NR) {
+                    const int nr = b1 - b < NR ? b1 - b : NR;
+                    __m512 acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
+                    const unsigned char *xp[NR];
+                    for (j = 0; j < NR; j++) xp[j] = xq + (size_t)(b + (j < nr ? j : nr - 1)) * xs;
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC unroll 32
 #endif
-    for (i = 0; i < MR * NR; i++) acc[i] = _mm512_setzero_ps();
-    for (g = 0; g + 1 < ng; g++) tfm__qtile_group(q4, w, xa, MR, NR, g, per, acc);
-    tfm__qtile_group(q4, w, xa, MR, NR, ng - 1, (int)(nb - (ng - 1) * per), acc); /* maybe partial */
-    tfm__tile_store(acc, MR, NR, mr, nr, y, ldy, 0);
+                    for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? _mm512_setzero_ps() : sv[i];
+                    tfm__qkern(q4, panel, kg, xp, g0, MR, NR, acc);
+                    if (kb + 1 < nkb) {
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                        for (i = 0; i < MR * NR; i++) sv[i] = acc[i];
+                    } else {
+                        tfm__tile_store(acc, MR, NR, mr, nr, y + (size_t)b * ldy + r, ldy, 0);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /* Decode: weight rows in order (see tfm__frows1), 16 rows per add tree. */
@@ -2080,27 +2167,8 @@ TFM__INLINE void tfm__qrows1(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, 
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0], nb = in / TFM_QK;
-    const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
-    const int bb = tfm__block_rows((int64_t)xs, TFM__QNR);
-    const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
-    int64_t r;
-    int b0, b, i;
-    if (B == 1) { tfm__qrows1(q4, c, W, y, r0, r1); return; }
-    for (b0 = 0; b0 < B; b0 += bb) {
-        const int b1 = B - b0 < bb ? B : b0 + bb;
-        for (r = r0; r < r1; r += TFM__QMR) {
-            const int mr = r1 - r < TFM__QMR ? (int)(r1 - r) : TFM__QMR;
-            const unsigned char *wp[TFM__QMR];
-            for (i = 0; i < TFM__QMR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
-            for (b = b0; b < b1; b += TFM__QNR) {
-                const int nr = b1 - b < TFM__QNR ? b1 - b : TFM__QNR;
-                const unsigned char *xp[TFM__QNR];
-                for (i = 0; i < TFM__QNR; i++) xp[i] = xq + (size_t)(b + (i < nr ? i : nr - 1)) * xs;
-                tfm__qtile(q4, wp, xp, TFM__QMR, TFM__QNR, mr, nr, nb, y + (size_t)b * ldy + r, ldy);
-            }
-        }
-    }
+    if (B == 1) tfm__qrows1(q4, c, W, y, r0, r1);
+    else tfm__qrows_tiles(q4, c, W, B, y, ldy, r0, r1);
 }
 static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(0, c, W, B, y, ldy, r0, r1); }
 static void tfm__qrows_q4_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(1, c, W, B, y, ldy, r0, r1); }

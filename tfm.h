@@ -1816,8 +1816,9 @@ static int tfm__block_rows(int64_t row_bytes, int nr) {
 #endif
 
 /* acc[i * NR + j] += panel row i . x[j] from value k0 on, kv vectors (register tile). With
-   `fill`, the weights come from the rows w and are written to the panel as they are used: the
-   first tile of a panel overlaps reading the weights from memory with its arithmetic. */
+   fill = 1 the weights come from the rows w and are written to the panel as they are used (the
+   first tile of a panel overlaps reading the weights from memory with its arithmetic); with
+   fill = 2 they come from the rows and there is no panel. */
 TFM__INLINE void tfm__fkern(tfm_type t, const void *const *w, int fill, tfm__vf *panel, int64_t kv, const float *const *x, int64_t k0, int MR, int NR, tfm__vf *acc) {
     int64_t s;
     int i, j;
@@ -1827,7 +1828,8 @@ TFM__INLINE void tfm__fkern(tfm_type t, const void *const *w, int fill, tfm__vf 
 #pragma GCC unroll 8
 #endif
         for (i = 0; i < MR; i++) {
-            if (fill) panel[s * MR + i] = a[i] = tfm__vf_weights(t, w[i], k0 + s * TFM__VL);
+            if (fill == 2) a[i] = tfm__vf_weights(t, w[i], k0 + s * TFM__VL);
+            else if (fill) panel[s * MR + i] = a[i] = tfm__vf_weights(t, w[i], k0 + s * TFM__VL);
             else a[i] = panel[s * MR + i];
             TFM__KEEP(a[i]);
         }
@@ -1849,7 +1851,10 @@ TFM__INLINE void tfm__fkern(tfm_type t, const void *const *w, int fill, tfm__vf 
    then every NR-row activation tile over it. */
 TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     enum { MR = TFM__MR, NR = TFM__NR, KV = TFM__KC / TFM__VL };
-    const int64_t in = W->ne[0], nv = in / TFM__VL, nkb = nv > 0 ? (nv + KV - 1) / KV : 1;
+    /* F16 / BF16 rows are read in place, whole (widening them in the loop cost less than the
+       panel's k-blocks); F32 rows go through the panel, which also makes their loads aligned */
+    const int direct = t != TFM_TYPE_F32;
+    const int64_t in = W->ne[0], nv = in / TFM__VL, nkb = nv > 0 && !direct ? (nv + KV - 1) / KV : 1;
     const size_t ws = tfm_type_row_size(W->type, in);
     const unsigned char *wd = (const unsigned char *)W->data;
     const int bb0 = tfm__block_rows(in * 4, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
@@ -1863,7 +1868,7 @@ TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *
             const void *wp[MR];
             for (i = 0; i < MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
             for (kb = 0; kb < nkb; kb++) {
-                const int64_t k0 = kb * KV * TFM__VL, kv = nv - kb * KV < KV ? nv - kb * KV : (int64_t)KV;
+                const int64_t k0 = kb * KV * TFM__VL, kv = direct || nv - kb * KV < KV ? nv - kb * KV : (int64_t)KV;
                 for (b = b0; b < b1; b += NR) {
                     const int nr = b1 - b < NR ? b1 - b : NR;
                     tfm__vf acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
@@ -1873,7 +1878,8 @@ TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *
 #pragma GCC unroll 32
 #endif
                     for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? tfm__vf_zero() : sv[i];
-                    if (b == b0) tfm__fkern(t, wp, 1, panel, kv, xp, k0, MR, NR, acc);
+                    if (direct) tfm__fkern(t, wp, 2, panel, kv, xp, k0, MR, NR, acc);
+                    else if (b == b0) tfm__fkern(t, wp, 1, panel, kv, xp, k0, MR, NR, acc);
                     else tfm__fkern(t, wp, 0, panel, kv, xp, k0, MR, NR, acc);
                     if (kb + 1 < nkb) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -2035,8 +2041,10 @@ TFM__INLINE __m512 tfm__qstep(int q4, __m512i lo, __m512i hi, __m512 dw, const u
     return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), dw, acc);
 }
 
+#ifndef TFM__QMR
 #define TFM__QMR 8 /* weight rows per quantized register tile */
 #define TFM__QNR 3 /* activation rows per quantized register tile */
+#endif
 #define TFM__QKG(q4) ((q4) ? 16 : 24) /* groups per k-block: 2048 / 1536 values, panels of 24 KB */
 
 /* The panel of a quantized weight tile: tfm__qload's vectors for groups g0 .. g0 + kg - 1 of each

@@ -1388,10 +1388,11 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    differ from the plain ones by float rounding only (integer dot products of the quantized
    types are exact; see tests/test_kernels.c for the tolerances).
    Matrix products read each weight row once for all activation rows of a chunk: decode (one
-   activation row) streams the rows in memory order; prefill and beams use tiles of 4 weight rows
-   x up to 4 activation rows held in registers, over blocks of activation rows that fit the L2
-   cache. Each output is one accumulation in one order whatever the batch, so a token gives the
-   same bits alone, in a prompt or among beams. OpenMP threads take chunks of weight rows. */
+   activation row) streams the rows in memory order; prefill and beams use register tiles (on
+   AVX-512 6 weight rows x 4 activation rows for floats, 8 x 3 quantized) over blocks of
+   activation rows that fit the L2 cache, with weight panels in L1 (see tfm__frows_tiles). Each
+   output is one accumulation in one order whatever the batch, so a token gives the same bits
+   alone, in a prompt or among beams. OpenMP threads take chunks of weight rows. */
 
 #if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__)
 #define TFM__AVX512 1
@@ -1570,10 +1571,8 @@ TFM__REF void tfm__matmul_ref(const tfm__mm_ctx *c, const tfm_tensor *W, const f
 /* One vector type per ISA with the handful of operations the float kernels need. */
 #if defined(TFM__AVX512)
 #define TFM__VL 16
-#ifndef TFM__MR
 #define TFM__MR 6 /* weight rows per register tile */
 #define TFM__NR 4 /* activation rows per register tile */
-#endif
 typedef __m512 tfm__vf;
 #define tfm__vf_zero() _mm512_setzero_ps()
 #define tfm__vf_set1(a) _mm512_set1_ps(a)
@@ -1790,15 +1789,11 @@ TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, fl
     }
 }
 
-/* Activation rows per cache block: as many as fit in about 512 KB (the L2 cache of current
-   cores), a multiple of the register tile; each weight is read from memory once per block. Rows
-   are never split along k, so every output is the same sum in the same order whatever the batch:
-   a prompt, beams or one token give bit-identical logits for the same inputs. */
+/* Activation rows per cache block: as many as fit in about 1 MB (the L2 cache of current cores;
+   512 KB was slower: each weight is read from memory once per block), a multiple of the
+   register tile. */
 static int tfm__block_rows(int64_t row_bytes, int nr) {
-#ifndef TFM__L2KB
-#define TFM__L2KB 1024
-#endif
-    int64_t rows = ((int64_t)TFM__L2KB << 10) / (row_bytes > 0 ? row_bytes : 1);
+    int64_t rows = ((int64_t)1024 << 10) / (row_bytes > 0 ? row_bytes : 1);
     rows = rows / nr * nr;
     return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
 }
@@ -1807,13 +1802,10 @@ static int tfm__block_rows(int64_t row_bytes, int nr) {
    panel that stays in L1 while every activation tile of the block runs over it; the
    activation rows of a block stay in L2. When a row is longer than one k-block the tile's
    accumulators are saved between k-blocks and reloaded: each output is still one accumulator
-   summed in k order, bit for bit the sum decode makes. */
-#ifndef TFM__KC
-#define TFM__KC 1024 /* values per panel row (one k-block) */
-#endif
-#ifndef TFM__BBK
-#define TFM__BBK 128
-#endif
+   summed in k order, bit for bit the sum decode makes. Panels and saved accumulators are on the
+   stack: under 100 KB on AVX-512. */
+#define TFM__KC 1024 /* values per panel row (one k-block: 24 KB panels of F32 on AVX-512) */
+#define TFM__BBK 128 /* activation rows per block when rows span several k-blocks */
 
 /* acc[i * NR + j] += panel row i . x[j] from value k0 on, kv vectors (register tile). With
    fill = 1 the weights come from the rows w and are written to the panel as they are used (the
@@ -2041,10 +2033,8 @@ TFM__INLINE __m512 tfm__qstep(int q4, __m512i lo, __m512i hi, __m512 dw, const u
     return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), dw, acc);
 }
 
-#ifndef TFM__QMR
 #define TFM__QMR 8 /* weight rows per quantized register tile */
 #define TFM__QNR 3 /* activation rows per quantized register tile */
-#endif
 #define TFM__QKG(q4) ((q4) ? 16 : 24) /* groups per k-block: 2048 / 1536 values, panels of 24 KB */
 
 /* The panel of a quantized weight tile: tfm__qload's vectors for groups g0 .. g0 + kg - 1 of each

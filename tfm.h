@@ -1408,12 +1408,13 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    differ from the plain ones by float rounding only (integer dot products of the quantized
    types are exact; see tests/test_kernels.c for the tolerances).
    Matrix products read each weight row once for all activation rows of a chunk: decode (one
-   activation row) streams the rows in memory order; prefill and beams use tiles of 4 weight rows
-   x up to 4 activation rows held in registers, over blocks of activation rows that fit the L2
-   cache. Each output is one accumulation in one order whatever the batch, so a token gives the
-   same bits alone, in a prompt or among beams. A forward pass is one OpenMP parallel region whose
-   threads take chunks of weight rows (and KV heads in attention) and meet at a spinning barrier
-   between steps (see "threads" below). */
+   activation row) streams the rows in memory order; prefill and beams use register tiles (on
+   AVX-512 6 weight rows x 4 activation rows for floats, 8 x 3 quantized) over blocks of
+   activation rows that fit the L2 cache, with weight panels in L1 (see tfm__frows_tiles). Each
+   output is one accumulation in one order whatever the batch, so a token gives the same bits
+   alone, in a prompt or among beams. A forward pass is one OpenMP parallel region whose threads
+   take chunks of weight rows (and KV heads in attention) and meet at a spinning barrier between
+   steps (see "threads" below). */
 
 #if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__)
 #define TFM__AVX512 1
@@ -1733,6 +1734,7 @@ TFM__REF void tfm__matmul_ref(tfm__mm_ctx *c, const tfm_tensor *W, const float *
 /* One vector type per ISA with the handful of operations the float kernels need. */
 #if defined(TFM__AVX512)
 #define TFM__VL 16
+#define TFM__MR 6 /* weight rows per register tile */
 #define TFM__NR 4 /* activation rows per register tile */
 typedef __m512 tfm__vf;
 #define tfm__vf_zero() _mm512_setzero_ps()
@@ -1746,6 +1748,7 @@ typedef __m512 tfm__vf;
 TFM__INLINE float tfm__vf_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
 #elif defined(TFM__AVX2)
 #define TFM__VL 8
+#define TFM__MR 4
 #define TFM__NR 2
 typedef __m256 tfm__vf;
 #define tfm__vf_zero() _mm256_setzero_ps()
@@ -1764,6 +1767,7 @@ TFM__INLINE float tfm__vf_sum(__m256 v) {
 }
 #elif defined(TFM__NEON)
 #define TFM__VL 4
+#define TFM__MR 4
 #define TFM__NR 4
 typedef float32x4_t tfm__vf;
 #define tfm__vf_zero() vdupq_n_f32(0.0f)
@@ -1883,63 +1887,30 @@ TFM__INLINE float tfm__weight1(tfm_type t, const void *row, int64_t k) {
     return ((const float *)row)[k];
 }
 
-/* Writes (or adds) the horizontal sums of a 4 x TFM__NR tile of accumulators to y[j*ldy + i]. */
-TFM__INLINE void tfm__tile_store(tfm__vf acc[4][TFM__NR], int mr, int nr, float *y, int64_t ldy, int add) {
-    float sums[4][TFM__NR];
+/* Holds a loaded vector in a register: compilers otherwise fold the load into every FMA that
+   uses it, which makes a register tile load-bound. */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(TFM__AVX512) || defined(TFM__AVX2))
+#define TFM__KEEP(v) __asm__("" : "+v"(v))
+#else
+#define TFM__KEEP(v) (void)0
+#endif
+
+/* Writes (or adds) the horizontal sums of an MR x NR tile of accumulators (acc[i * NR + j] for
+   weight row i, activation row j) to y[j*ldy + i], for i < mr, j < nr. */
+TFM__INLINE void tfm__tile_store(const tfm__vf *acc, int MR, int NR, int mr, int nr, float *y, int64_t ldy, int add) {
+    float sums[TFM__MR * TFM__NR + 16];
     int i, j;
 #if defined(TFM__AVX512)
-    __m512 v[16];
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < 4; j++) v[4 * j + i] = acc[i][j];
-    _mm512_storeu_ps(&sums[0][0], tfm__sum16(v)); /* sums[j][i] in memory order 4j + i */
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + (&sums[0][0])[4 * j + i];
+    for (i = 0; i < MR * NR; i += 16) { /* the same add tree as decode (tfm__row_sums) */
+        __m512 v[16];
+        for (j = 0; j < 16; j++) v[j] = i + j < MR * NR ? acc[i + j] : _mm512_setzero_ps();
+        _mm512_storeu_ps(sums + i, tfm__sum16(v));
+    }
 #else
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) sums[i][j] = tfm__vf_sum(acc[i][j]);
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i][j];
+    for (i = 0; i < MR * NR; i++) sums[i] = tfm__vf_sum(acc[i]);
 #endif
-}
-
-/* Register tile: y[j*ldy + i] = W[i] . X[j] for i < 4 weight rows (w, stride ws bytes; rows past
-   mr repeat the last and are not stored) and j < nr activation rows (x, stride ldx). */
-TFM__INLINE void tfm__ftile(tfm_type t, const unsigned char *w, size_t ws, int mr, const float *x, int64_t ldx, int nr, int64_t n, float *y, int64_t ldy, int add) {
-    const void *w0 = w, *w1 = w + (mr > 1 ? ws : 0), *w2 = w + (mr > 2 ? 2 * ws : 0), *w3 = w + (mr > 3 ? 3 * ws : 0);
-    tfm__vf acc[4][TFM__NR];
-    int64_t k;
-    int i, j;
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < TFM__NR; j++) acc[i][j] = tfm__vf_zero();
-    for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
-        const tfm__vf a0 = tfm__vf_weights(t, w0, k), a1 = tfm__vf_weights(t, w1, k);
-        const tfm__vf a2 = tfm__vf_weights(t, w2, k), a3 = tfm__vf_weights(t, w3, k);
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 4
-#endif
-        for (j = 0; j < TFM__NR; j++) {
-            if (j < nr) {
-                const tfm__vf xv = tfm__vf_load(x + (size_t)j * ldx + k);
-                acc[0][j] = tfm__vf_fma(a0, xv, acc[0][j]);
-                acc[1][j] = tfm__vf_fma(a1, xv, acc[1][j]);
-                acc[2][j] = tfm__vf_fma(a2, xv, acc[2][j]);
-                acc[3][j] = tfm__vf_fma(a3, xv, acc[3][j]);
-            }
-        }
-    }
-    if (k < n) { /* a row length that is not a multiple of the vector: the rest in scalars */
-        for (i = 0; i < mr; i++) {
-            const void *wi = i == 0 ? w0 : i == 1 ? w1 : i == 2 ? w2 : w3;
-            for (j = 0; j < nr; j++) {
-                float tail = 0;
-                int64_t kk;
-                for (kk = k; kk < n; kk++) tail += tfm__weight1(t, wi, kk) * x[(size_t)j * ldx + kk];
-                y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + tail;
-            }
-        }
-        add = 1;
-    }
-    tfm__tile_store(acc, mr, nr, y, ldy, add);
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i * NR + j];
 }
 
 /* y[i] = (sum of acc[i]) + tail[i] for the m <= 16 rows of a decode step. */
@@ -2019,36 +1990,121 @@ TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, fl
     }
 }
 
-/* Activation rows per cache block: as many as fit in about 512 KB (the L2 cache of current
-   cores), a multiple of the register tile; each weight is read from memory once per block. Rows
-   are never split along k, so every output is the same sum in the same order whatever the batch:
-   a prompt, beams or one token give bit-identical logits for the same inputs. */
+/* Activation rows per cache block: as many as fit in about 1 MB (the L2 cache of current cores;
+   512 KB was slower: each weight is read from memory once per block), a multiple of the
+   register tile. */
 static int tfm__block_rows(int64_t row_bytes, int nr) {
-    int64_t rows = ((int64_t)512 << 10) / (row_bytes > 0 ? row_bytes : 1);
+    int64_t rows = ((int64_t)1024 << 10) / (row_bytes > 0 ? row_bytes : 1);
     rows = rows / nr * nr;
     return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
 }
 
-/* Rows [r0, r1) of a float-type product: for each block of activation rows, every 4-row weight
-   tile against up to TFM__NR activation rows at a time. */
-TFM__INLINE void tfm__frows(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0];
-    const int bb = tfm__block_rows(in * 4, TFM__NR);
+/* Prefill cache blocking. A weight tile (MR rows) is widened to float once per k-block into a
+   panel that stays in L1 while every activation tile of the block runs over it; the
+   activation rows of a block stay in L2. When a row is longer than one k-block the tile's
+   accumulators are saved between k-blocks and reloaded: each output is still one accumulator
+   summed in k order, bit for bit the sum decode makes. Panels and saved accumulators are on the
+   stack: under 100 KB on AVX-512. */
+#define TFM__KC 1024 /* values per panel row (one k-block: 24 KB panels of F32 on AVX-512) */
+#define TFM__BBK 128 /* activation rows per block when rows span several k-blocks */
+
+/* acc[i * NR + j] += panel row i . x[j] from value k0 on, kv vectors (register tile). With
+   fill = 1 the weights come from the rows w and are written to the panel as they are used (the
+   first tile of a panel overlaps reading the weights from memory with its arithmetic); with
+   fill = 2 they come from the rows and there is no panel. */
+TFM__INLINE void tfm__fkern(tfm_type t, const void *const *w, int fill, tfm__vf *panel, int64_t kv, const float *const *x, int64_t k0, int MR, int NR, tfm__vf *acc) {
+    int64_t s;
+    int i, j;
+    for (s = 0; s < kv; s++) {
+        tfm__vf a[TFM__MR];
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (i = 0; i < MR; i++) {
+            if (fill == 2) a[i] = tfm__vf_weights(t, w[i], k0 + s * TFM__VL);
+            else if (fill) panel[s * MR + i] = a[i] = tfm__vf_weights(t, w[i], k0 + s * TFM__VL);
+            else a[i] = panel[s * MR + i];
+            TFM__KEEP(a[i]);
+        }
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (j = 0; j < NR; j++) {
+            tfm__vf xv = tfm__vf_load(x[j] + k0 + s * TFM__VL);
+            TFM__KEEP(xv);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (i = 0; i < MR; i++) acc[i * NR + j] = tfm__vf_fma(a[i], xv, acc[i * NR + j]);
+        }
+    }
+}
+
+/* Prefill: for each block of activation rows, each MR-row weight tile, each k-block: the panel,
+   then every NR-row activation tile over it. */
+TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    enum { MR = TFM__MR, NR = TFM__NR, KV = TFM__KC / TFM__VL };
+    /* F16 / BF16 rows are read in place, whole (widening them in the loop cost less than the
+       panel's k-blocks); F32 rows go through the panel, which also makes their loads aligned */
+    const int direct = t != TFM_TYPE_F32;
+    const int64_t in = W->ne[0], nv = in / TFM__VL, nkb = nv > 0 && !direct ? (nv + KV - 1) / KV : 1;
     const size_t ws = tfm_type_row_size(W->type, in);
     const unsigned char *wd = (const unsigned char *)W->data;
-    int64_t r;
-    int b0, b;
-    if (B == 1) { tfm__frows1(t, W, x, y, r0, r1); return; }
+    const int bb0 = tfm__block_rows(in * 4, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
+    tfm__vf panel[MR * KV], saved[(TFM__BBK / NR) * MR * NR];
+    int64_t r, kb;
+    int b0, b, i, j;
     for (b0 = 0; b0 < B; b0 += bb) {
         const int b1 = B - b0 < bb ? B : b0 + bb;
-        for (r = r0; r < r1; r += 4) {
-            const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
-            for (b = b0; b < b1; b += TFM__NR) {
-                const int nr = b1 - b < TFM__NR ? b1 - b : TFM__NR;
-                tfm__ftile(t, wd + (size_t)r * ws, ws, mr, x + (size_t)b * in, in, nr, in, y + (size_t)b * ldy + r, ldy, 0);
+        for (r = r0; r < r1; r += MR) {
+            const int mr = r1 - r < MR ? (int)(r1 - r) : MR;
+            const void *wp[MR];
+            for (i = 0; i < MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
+            for (kb = 0; kb < nkb; kb++) {
+                const int64_t k0 = kb * KV * TFM__VL, kv = direct || nv - kb * KV < KV ? nv - kb * KV : (int64_t)KV;
+                for (b = b0; b < b1; b += NR) {
+                    const int nr = b1 - b < NR ? b1 - b : NR;
+                    tfm__vf acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
+                    const float *xp[NR];
+                    for (j = 0; j < NR; j++) xp[j] = x + (size_t)(b + (j < nr ? j : nr - 1)) * (size_t)in;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                    for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? tfm__vf_zero() : sv[i];
+                    if (direct) tfm__fkern(t, wp, 2, panel, kv, xp, k0, MR, NR, acc);
+                    else if (b == b0) tfm__fkern(t, wp, 1, panel, kv, xp, k0, MR, NR, acc);
+                    else tfm__fkern(t, wp, 0, panel, kv, xp, k0, MR, NR, acc);
+                    if (kb + 1 < nkb) {
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                        for (i = 0; i < MR * NR; i++) sv[i] = acc[i];
+                    } else {
+                        float *yt = y + (size_t)b * ldy + r;
+                        int add = 0;
+                        if (nv * TFM__VL < in) { /* a row length that is not a multiple of the vector */
+                            for (i = 0; i < mr; i++)
+                                for (j = 0; j < nr; j++) {
+                                    float tail = 0;
+                                    int64_t k;
+                                    for (k = nv * TFM__VL; k < in; k++) tail += tfm__weight1(t, wp[i], k) * xp[j][k];
+                                    yt[(size_t)j * ldy + i] = tail;
+                                }
+                            add = 1;
+                        }
+                        tfm__tile_store(acc, MR, NR, mr, nr, yt, ldy, add);
+                    }
+                }
             }
         }
     }
+}
+
+/* Rows [r0, r1) of a float-type product. */
+TFM__INLINE void tfm__frows(tfm_type t, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    if (B == 1) { tfm__frows1(t, W, x, y, r0, r1); return; }
+    /* tiles load F32 rows whole: the split load is a streaming trick for decode */
+    tfm__frows_tiles(t == TFM__F32_SPLIT ? TFM_TYPE_F32 : t, W, x, B, y, ldy, r0, r1);
 }
 static void tfm__frows_f32(const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
 #if defined(TFM__AVX512)
@@ -2178,39 +2234,108 @@ TFM__INLINE __m512 tfm__qstep(int q4, __m512i lo, __m512i hi, __m512 dw, const u
     return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), dw, acc);
 }
 
-#define TFM__QNR 4
-/* Register tile of 4 weight rows x nr <= 4 activation rows over the whole row. */
-TFM__INLINE void tfm__qtile(int q4, const unsigned char *w, size_t ws, int mr, const unsigned char *xa, size_t xs, int nr, int64_t nb, float *y, int64_t ldy, int add) {
-    const int per = TFM__QG(q4), wgb = per * (q4 ? 18 : 34);
-    const unsigned char *w0 = w, *w1 = w + (mr > 1 ? ws : 0), *w2 = w + (mr > 2 ? 2 * ws : 0), *w3 = w + (mr > 3 ? 3 * ws : 0);
-    __m512 acc[4][TFM__QNR];
-    int64_t g, ng = (nb + per - 1) / per;
+#define TFM__QMR 8 /* weight rows per quantized register tile */
+#define TFM__QNR 3 /* activation rows per quantized register tile */
+#define TFM__QKG(q4) ((q4) ? 16 : 24) /* groups per k-block: 2048 / 1536 values, panels of 24 KB */
+
+/* The panel of a quantized weight tile: tfm__qload's vectors for groups g0 .. g0 + kg - 1 of each
+   row, panel[(g * MR + i) * QW + {0: lo, 1: hi (Q4_0 only), QW - 1: scales}], QW = 3 / 2. (Unpacking
+   in the first tile instead, as the float tiles do, was slower here.) */
+TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64_t g0, int64_t kg, int64_t nb, __m512i *panel) {
+    const int per = TFM__QG(q4), qw = q4 ? 3 : 2;
+    const size_t wgb = (size_t)per * (q4 ? 18 : 34);
+    int64_t g;
+    int i;
+    for (g = 0; g < kg; g++) {
+        const int64_t gg = g0 + g;
+        const int nblk = nb - gg * per < per ? (int)(nb - gg * per) : per;
+        for (i = 0; i < MR; i++) {
+            __m512i *p = panel + (g * MR + i) * qw, lo, hi;
+            __m512 d;
+            tfm__qload(q4, w[i] + (size_t)gg * wgb, nblk, &lo, &hi, &d);
+            p[0] = lo;
+            if (q4) p[1] = hi;
+            p[qw - 1] = _mm512_castps_si512(d);
+        }
+    }
+}
+
+/* acc[i * NR + j] += panel row i . activation row xa[j] over the panel's kg groups (from group
+   g0): tfm__qstep's arithmetic, with a weight row's vectors held in registers for the tile's
+   activation rows. */
+TFM__INLINE void tfm__qkern(int q4, const __m512i *panel, int64_t kg, const unsigned char *const *xa, int64_t g0, int MR, int NR, __m512 *acc) {
+    const int qw = q4 ? 3 : 2;
+    int64_t g;
     int i, j;
-    for (i = 0; i < 4; i++)
-        for (j = 0; j < TFM__QNR; j++) acc[i][j] = _mm512_setzero_ps();
-    for (g = 0; g < ng; g++) {
-        const int nblk = g + 1 < ng ? per : (int)(nb - g * per);
-        const size_t wo = (size_t)g * (size_t)wgb;
-        __m512i l0, h0, l1, h1, l2, h2, l3, h3;
-        __m512 d0, d1, d2, d3;
-        tfm__qload(q4, w0 + wo, nblk, &l0, &h0, &d0);
-        tfm__qload(q4, w1 + wo, nblk, &l1, &h1, &d1);
-        tfm__qload(q4, w2 + wo, nblk, &l2, &h2, &d2);
-        tfm__qload(q4, w3 + wo, nblk, &l3, &h3, &d3);
+    for (g = 0; g < kg; g++) {
+        const __m512i *pw = panel + g * MR * qw;
+        const size_t xo = (size_t)(g0 + g) * TFM__QGB(q4);
 #if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 #endif
-        for (j = 0; j < TFM__QNR; j++) {
-            if (j < nr) {
-                const unsigned char *xg = xa + (size_t)j * xs + (size_t)g * TFM__QGB(q4);
-                acc[0][j] = tfm__qstep(q4, l0, h0, d0, xg, acc[0][j]);
-                acc[1][j] = tfm__qstep(q4, l1, h1, d1, xg, acc[1][j]);
-                acc[2][j] = tfm__qstep(q4, l2, h2, d2, xg, acc[2][j]);
-                acc[3][j] = tfm__qstep(q4, l3, h3, d3, xg, acc[3][j]);
+        for (i = 0; i < MR; i++) {
+            __m512i wl = pw[i * qw], wh = q4 ? pw[i * qw + 1] : wl;
+            __m512 wd = _mm512_castsi512_ps(pw[i * qw + qw - 1]);
+            TFM__KEEP(wl);
+            if (q4) TFM__KEEP(wh);
+            TFM__KEEP(wd);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 8
+#endif
+            for (j = 0; j < NR; j++) {
+                const unsigned char *xg = xa[j] + xo;
+                __m512i s = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128);
+                s = _mm512_dpbusd_epi32(s, wl, _mm512_loadu_si512(xg));
+                if (q4) s = _mm512_dpbusd_epi32(s, wh, _mm512_loadu_si512(xg + 64));
+                acc[i * NR + j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), wd, acc[i * NR + j]);
             }
         }
     }
-    tfm__tile_store(acc, mr, nr, y, ldy, add);
+}
+
+/* Prefill: as tfm__frows_tiles, with panels of unpacked quantized groups. */
+TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    enum { MR = TFM__QMR, NR = TFM__QNR };
+    const int64_t in = W->ne[0], nb = in / TFM_QK, per = TFM__QG(q4), ng = (nb + per - 1) / per, kgm = TFM__QKG(q4);
+    const int64_t nkb = (ng + kgm - 1) / kgm;
+    const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
+    const int bb0 = tfm__block_rows((int64_t)xs, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
+    const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
+    __m512i panel[MR * (3 * TFM__QKG(1) > 2 * TFM__QKG(0) ? 3 * TFM__QKG(1) : 2 * TFM__QKG(0))];
+    __m512 saved[(TFM__BBK / NR) * MR * NR];
+    int64_t r, kb;
+    int b0, b, i, j;
+    for (b0 = 0; b0 < B; b0 += bb) {
+        const int b1 = B - b0 < bb ? B : b0 + bb;
+        for (r = r0; r < r1; r += MR) {
+            const int mr = r1 - r < MR ? (int)(r1 - r) : MR;
+            const unsigned char *wp[MR];
+            for (i = 0; i < MR; i++) wp[i] = wd + (size_t)(r + (i < mr ? i : mr - 1)) * ws;
+            for (kb = 0; kb < nkb; kb++) {
+                const int64_t g0 = kb * kgm, kg = ng - g0 < kgm ? ng - g0 : kgm;
+                tfm__qpack(q4, wp, MR, g0, kg, nb, panel);
+                for (b = b0; b < b1; b += NR) {
+                    const int nr = b1 - b < NR ? b1 - b : NR;
+                    __m512 acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
+                    const unsigned char *xp[NR];
+                    for (j = 0; j < NR; j++) xp[j] = xq + (size_t)(b + (j < nr ? j : nr - 1)) * xs;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                    for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? _mm512_setzero_ps() : sv[i];
+                    tfm__qkern(q4, panel, kg, xp, g0, MR, NR, acc);
+                    if (kb + 1 < nkb) {
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+                        for (i = 0; i < MR * NR; i++) sv[i] = acc[i];
+                    } else {
+                        tfm__tile_store(acc, MR, NR, mr, nr, y + (size_t)b * ldy + r, ldy, 0);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /* Decode: weight rows in order (see tfm__frows1), 16 rows per add tree. */
@@ -2241,23 +2366,8 @@ TFM__INLINE void tfm__qrows1(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, 
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0], nb = in / TFM_QK;
-    const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
-    const int bb = tfm__block_rows((int64_t)xs, TFM__QNR);
-    const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
-    int64_t r;
-    int b0, b;
-    if (B == 1) { tfm__qrows1(q4, c, W, y, r0, r1); return; }
-    for (b0 = 0; b0 < B; b0 += bb) {
-        const int b1 = B - b0 < bb ? B : b0 + bb;
-        for (r = r0; r < r1; r += 4) {
-            const int mr = r1 - r < 4 ? (int)(r1 - r) : 4;
-            for (b = b0; b < b1; b += TFM__QNR) {
-                const int nr = b1 - b < TFM__QNR ? b1 - b : TFM__QNR;
-                tfm__qtile(q4, wd + (size_t)r * ws, ws, mr, xq + (size_t)b * xs, xs, nr, nb, y + (size_t)b * ldy + r, ldy, 0);
-            }
-        }
-    }
+    if (B == 1) tfm__qrows1(q4, c, W, y, r0, r1);
+    else tfm__qrows_tiles(q4, c, W, B, y, ldy, r0, r1);
 }
 static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(0, c, W, B, y, ldy, r0, r1); }
 static void tfm__qrows_q4_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(1, c, W, B, y, ldy, r0, r1); }

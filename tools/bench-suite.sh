@@ -3,7 +3,10 @@
 # threads, on random-weight GGUFs (written once into build/models-bench by build/gguf-random),
 # as a Markdown table next to llama.cpp's figures for the same shapes (llama-bench -p 128 -n 64,
 # c392e509, measured on this kind of machine). JSON lines of every run go to build/bench.jsonl.
-#   SHAPES="s15m s110m tl1b" TYPES="f32 f16 q8_0 q4_0" THREADS="1 2" REPS=3 bash tools/bench-suite.sh
+# SUITES=3 runs the whole suite three times and each cell shows the median of the three: on a
+# shared host bandwidth drifts by tens of percent over minutes, and repeating a file at once
+# would keep its runs in the same drift. TABLE_ONLY=FILE prints the table of a saved bench.jsonl.
+#   SHAPES="s15m s110m tl1b" TYPES="f32 f16 q8_0 q4_0" THREADS="1 2" REPS=3 SUITES=1 bash tools/bench-suite.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build
@@ -12,6 +15,7 @@ SHAPES=${SHAPES:-"s15m s110m tl1b"}
 TYPES=${TYPES:-"f32 f16 q8_0 q4_0"}
 THREADS=${THREADS:-"1 2"}
 REPS=${REPS:-3}
+SUITES=${SUITES:-1}
 # Inside a forward pass tfm.h's threads wait for each other with their own barrier (spin, then
 # sleep); OMP_WAIT_POLICY only decides how they wait between passes. Left to the environment.
 OUT=$B/bench.jsonl
@@ -30,25 +34,29 @@ shape_args() {
     esac
 }
 
+if [ -n "${TABLE_ONLY:-}" ]; then OUT=$TABLE_ONLY; else
 : > "$OUT"
-for shape in $SHAPES; do
-    for type in $TYPES; do
-        f=$DIR/$shape-$type.gguf
-        if [ ! -s "$f" ]; then
-            # shellcheck disable=SC2046
-            $B/gguf-random $(shape_args "$shape") --type "$type" "$f.tmp" >&2 && mv "$f.tmp" "$f"
-        fi
-        # Drop the file from the page cache and read it back through tfm.h's mapping (which asks
-        # for huge pages), so the cache holds it in 2 MB folios, as on a machine that has served
-        # the model before; start-up then measures mapping and the first token, not the disk.
-        dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true
-        $B/bench -m "$f" -t 1 -p 1 -n 1 -r 1 > /dev/null
-        for t in $THREADS; do
-            line=$($B/bench -m "$f" -t "$t" -r "$REPS")
-            echo "$line" | tee -a "$OUT" >&2
+for suite in $(seq 1 "$SUITES"); do
+    for shape in $SHAPES; do
+        for type in $TYPES; do
+            f=$DIR/$shape-$type.gguf
+            if [ ! -s "$f" ]; then
+                # shellcheck disable=SC2046
+                $B/gguf-random $(shape_args "$shape") --type "$type" "$f.tmp" >&2 && mv "$f.tmp" "$f"
+            fi
+            # Drop the file from the page cache and read it back through tfm.h's mapping (which asks
+            # for huge pages), so the cache holds it in 2 MB folios, as on a machine that has served
+            # the model before; start-up then measures mapping and the first token, not the disk.
+            dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true
+            $B/bench -m "$f" -t 1 -p 1 -n 1 -r 1 > /dev/null
+            for t in $THREADS; do
+                line=$($B/bench -m "$f" -t "$t" -r "$REPS")
+                echo "$line" | tee -a "$OUT" >&2
+            done
         done
     done
 done
+fi
 
 /usr/bin/python3 - "$OUT" <<'EOF'
 import json, sys, os, platform
@@ -62,11 +70,16 @@ REF = {
     ("tl1b", "Q8_0"): (75, 25.2, 141, 38.5), ("tl1b", "Q4_0"): (120, 38.5, 230, 65.7),
 }
 NAMES = {"s15m": "stories15M-like", "s110m": "stories110M-like", "tl1b": "TinyLlama-1.1B shape"}
-runs = {}
+import statistics
+lines = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     shape = os.path.basename(r["model"]).split("-")[0]
-    runs[(shape, r["type"], r["threads"])] = r
+    lines.setdefault((shape, r["type"], r["threads"]), []).append(r)
+runs = {}  # each number the median over the suite runs
+for k, rs in lines.items():
+    runs[k] = dict(rs[0], **{f: statistics.median(r[f] for r in rs) for f in rs[0] if isinstance(rs[0][f], (int, float))})
+n_suites = max(len(rs) for rs in lines.values()) if lines else 0
 def fmt(x): return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 def cell(v, ref):
     if v is None: return "-"
@@ -83,7 +96,7 @@ for (shape, typ), ref in REF.items():
           f"{cell(g(r2, 'prefill_tps'), ref[2])} | {cell(g(r2, 'decode_tps'), ref[3])} | {bw} | {r0['startup_ms']:.0f} | {r0['peak_rss_mb']:.0f} |")
 print()
 pol = next(iter(runs.values()))["omp_wait_policy"] if runs else "?"
-print(f"OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio). Machine: " + platform.machine() + ", " +
+print(f"Medians of {n_suites} suite run(s). OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio). Machine: " + platform.machine() + ", " +
       next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?") +
       f", {os.cpu_count()} CPUs." if os.path.exists("/proc/cpuinfo") else "")
 EOF

@@ -47,6 +47,8 @@ for suite in $(seq 1 "$SUITES"); do
             # Drop the file from the page cache and read it back through tfm.h's mapping (which asks
             # for huge pages), so the cache holds it in 2 MB folios, as on a machine that has served
             # the model before; start-up then measures mapping and the first token, not the disk.
+            # (a file just written is dirty in the cache and cannot be dropped: write it out first)
+            sync "$f" 2>/dev/null || sync
             dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true
             $B/bench -m "$f" -t 1 -p 1 -n 1 -r 1 > /dev/null
             for t in $THREADS; do

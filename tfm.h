@@ -1532,6 +1532,8 @@ typedef struct {
     tfm__team *team;          /* the team this thread is in; NULL outside a forward pass */
     int tid;                  /* this thread's index in the team */
     int64_t seen;             /* team->handed at the start of this thread's current step */
+    int xq_ready;             /* xq already holds this product's activations, quantized (see
+                                 tfm__same_input) */
 } tfm__mm_ctx;
 
 #if defined(_OPENMP) && (defined(__GNUC__) || defined(__clang__))
@@ -1678,7 +1680,7 @@ static void tfm__quantize_act_ref(tfm_type wt, const float *x, int64_t n, unsign
 static void tfm__matmul_step(tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, tfm__rows_fn rows, tfm__quant_fn quant, size_t xq_row) {
     const int64_t in = W->ne[0], out = W->ne[1], nt = c->team->n;
     int64_t lo, hi, b, i;
-    if (W->type == TFM_TYPE_Q8_0 || W->type == TFM_TYPE_Q4_0) {
+    if ((W->type == TFM_TYPE_Q8_0 || W->type == TFM_TYPE_Q4_0) && !c->xq_ready) {
         tfm__team_range(c, B, &lo, &hi);
         for (b = lo; b < hi; b++) quant(W->type, x + (size_t)b * in, in, (unsigned char *)c->xq + (size_t)b * xq_row);
         tfm__sync(c);
@@ -3187,6 +3189,12 @@ static void tfm__qkv_finish(tfm__mm_ctx *mm, tfm_session *s, const tfm_layer *L,
     tfm__sync(mm);
 }
 
+/* Whether the product with `next`, of the same input as the one with `prev` just before, can use
+   the activations that product quantized (same quantized type: the same layout). */
+static int tfm__same_input(const tfm_tensor *prev, const tfm_tensor *next) {
+    return prev->type == next->type && (next->type == TFM_TYPE_Q8_0 || next->type == TFM_TYPE_Q4_0);
+}
+
 /* Attention block of one layer for the chunk's B rows (residual stream in s->x_). */
 static void tfm__attention_layer(tfm_session *s, tfm__mm_ctx *mm, int32_t l, const int32_t *seq, const int32_t *pos, int B) {
     const tfm_model *m = s->model;
@@ -3198,8 +3206,11 @@ static void tfm__attention_layer(tfm_session *s, tfm__mm_ctx *mm, int32_t l, con
         tfm__matmul(mm, &L->wqkv, s->xb_, B, s->q_, ld);
     } else {
         tfm__matmul(mm, &L->wq, s->xb_, B, s->q_, ld);
+        mm->xq_ready = tfm__same_input(&L->wq, &L->wk);
         tfm__matmul(mm, &L->wk, s->xb_, B, s->q_ + nq, ld);
+        mm->xq_ready = mm->xq_ready && tfm__same_input(&L->wk, &L->wv);
         tfm__matmul(mm, &L->wv, s->xb_, B, s->q_ + nq + nkv, ld);
+        mm->xq_ready = 0;
     }
     tfm__qkv_finish(mm, s, L, B);
     tfm__attention_heads(s, mm, l, seq, pos, B);
@@ -3226,7 +3237,11 @@ static void tfm__ffn_layer(tfm_session *s, tfm__mm_ctx *mm, int32_t l, int B) {
     int64_t lo, hi, i;
     tfm__norm_rows(mm, m, s->xb_, s->x_, &L->ffn_norm, &L->ffn_norm_b, B);
     tfm__matmul(mm, &L->w_up, s->xb_, B, s->hb_, f);
-    if (m->arch->ffn == TFM_FFN_SWIGLU) tfm__matmul(mm, &L->w_gate, s->xb_, B, s->hb2_, f);
+    if (m->arch->ffn == TFM_FFN_SWIGLU) {
+        mm->xq_ready = tfm__same_input(&L->w_up, &L->w_gate);
+        tfm__matmul(mm, &L->w_gate, s->xb_, B, s->hb2_, f);
+        mm->xq_ready = 0;
+    }
     if (L->b_up.data) {
         tfm__team_range(mm, B, &lo, &hi);
         for (i = lo; i < hi; i++) tfm__add(s->hb_ + (size_t)i * f, (const float *)L->b_up.data, f);

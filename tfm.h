@@ -429,14 +429,34 @@ typedef struct {
     int32_t n_batch;    /* tokens per forward chunk; 0: 64 */
     int32_t n_threads;  /* OpenMP threads; 0: all available (omp_get_max_threads() when sized:
                            set it explicitly for a preallocated session if that may change) */
+    int32_t threads_fixed; /* 1: every eval uses n_threads. 0: an eval may use fewer while they
+                              are faster (a busy machine, where a thread sharing a core holds
+                              up the others), trying the full count again now and then. Outputs
+                              are the same for any thread count. */
     tfm_kv_config kv;
     tfm_attention_observer observer;
     void *observer_user;
 } tfm_session_config;
 
+/* Private: how many threads the next evals use (see tfm__governor_next). Costs are seconds per
+   eval, of evals with the same token count. */
+typedef struct {
+    int32_t now;         /* threads in use */
+    int32_t probe;       /* threads being tried instead, 0: none */
+    int32_t probe_evals; /* evals of the current try so far */
+    int32_t wait;        /* evals until the next try */
+    int32_t interval;    /* evals between tries: doubles while tries lose */
+    int32_t go_up;       /* the last try added a thread (else it removed one) */
+    int32_t n_cost;      /* evals in `cost` (counts up to TFM__GOV_TRY) */
+    size_t n_tokens;     /* tokens per eval of those evals */
+    double cost;         /* mean cost of the recent evals at `now` (moving average) */
+    double probe_sum;    /* summed cost of the current try */
+} tfm__governor;
+
 typedef struct {
     const tfm_model *model;
     tfm_session_config cfg;     /* resolved: no zero defaults left */
+    int32_t n_threads_used;     /* threads the last eval ran on (see cfg.threads_fixed) */
     int32_t capacity;           /* cache slots per (sequence, layer, KV head) */
     int32_t *n_pos;             /* [n_seq] tokens seen by each sequence (next position) */
     float *logits;              /* [n_seq][n_vocab] after the last token of each sequence */
@@ -463,6 +483,7 @@ typedef struct {
     int32_t *seq_count_;        /* [n_seq] */
     int32_t *pos_rows_;         /* [n_batch] position of each chunk row */
     int32_t *head_rows_;        /* [n_batch] chunk rows that need logits */
+    tfm__governor gov_;
     void *heap_;
 } tfm_session;
 
@@ -1442,9 +1463,11 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
 #if defined(__GNUC__) || defined(__clang__)
 #define TFM__INLINE static inline __attribute__((always_inline))
 #define TFM__REF static __attribute__((unused)) /* unused when a SIMD version replaces it */
+#define TFM__OMP_ONLY static __attribute__((unused)) /* used only with OpenMP (tests call it) */
 #else
 #define TFM__INLINE static inline
 #define TFM__REF static
+#define TFM__OMP_ONLY static
 #endif
 
 /* ---------------------------------------------------------------- plain C reference kernels */
@@ -3381,6 +3404,71 @@ static void tfm__forward(tfm_session *s, tfm__mm_ctx *mm, const int32_t *tokens,
     }
 }
 
+/* The thread governor. On a machine whose cores are busy with other work, a thread that shares a
+   core runs in slices of a few milliseconds. Most evals are then as fast as ever, but each time
+   that thread loses its core in the middle of a step the others wait for it, and those evals
+   take milliseconds: two threads can be several times slower than one on average (a small model
+   under such load: 370 tokens/s against 1500 on one thread). So an eval may use fewer threads
+   than asked. Every `interval` evals the governor tries one thread fewer (or more, if it runs
+   fewer than asked) for TFM__GOV_TRY evals of the same token count, and keeps the change if
+   they cost less than 0.9x the moving average of the evals before. Means, not medians: the
+   slow evals are the point. A try stops as soon as it cannot win, or when its evals so far are
+   1.25x slower than the average (1.5x for the first); tries that lose double the interval (64
+   to 1024 evals), so on a quiet machine they cost a few slow evals in a thousand. */
+#define TFM__GOV_TRY 16
+#define TFM__GOV_FIRST 64
+#define TFM__GOV_LAST 1024
+
+/* Threads for the next eval, at most max. */
+TFM__OMP_ONLY int32_t tfm__governor_next(tfm__governor *g, int32_t max) {
+    if (g->now < 1 || g->now > max) {
+        memset(g, 0, sizeof *g);
+        g->now = max;
+        g->interval = g->wait = TFM__GOV_FIRST;
+    }
+    return g->probe ? g->probe : g->now;
+}
+
+static void tfm__governor_end_try(tfm__governor *g, int won) {
+    if (won) {
+        g->now = g->probe;
+        g->cost = g->probe_sum / TFM__GOV_TRY;
+        g->interval = TFM__GOV_FIRST;
+    } else {
+        g->interval = g->interval * 2 > TFM__GOV_LAST ? TFM__GOV_LAST : g->interval * 2;
+    }
+    g->probe = 0;
+    g->wait = g->interval;
+}
+
+/* Records an eval of n tokens that took `seconds` with tfm__governor_next's thread count. */
+TFM__OMP_ONLY void tfm__governor_record(tfm__governor *g, int32_t max, size_t n, double seconds) {
+    if (g->probe && n != g->n_tokens) { /* not comparable: try again once evals of n tokens are */
+        g->probe = 0;
+        g->n_tokens = n;
+        g->n_cost = 0;
+        g->wait = 0;
+        return;
+    }
+    if (g->probe) {
+        const double bar = 0.9 * g->cost * TFM__GOV_TRY;
+        g->probe_sum += seconds;
+        g->probe_evals++;
+        if (g->probe_sum > (g->probe_evals == 1 ? 1.5 : 1.25) * g->cost * g->probe_evals || g->probe_sum >= bar) tfm__governor_end_try(g, 0);
+        else if (g->probe_evals == TFM__GOV_TRY) tfm__governor_end_try(g, 1);
+        return;
+    }
+    if (n != g->n_tokens) { g->n_tokens = n; g->n_cost = 0; }
+    g->cost = g->n_cost == 0 ? seconds : g->cost + (seconds - g->cost) / TFM__GOV_TRY;
+    if (g->n_cost < TFM__GOV_TRY) g->n_cost++;
+    if (g->wait > 0) g->wait--;
+    if (g->wait > 0 || g->n_cost < TFM__GOV_TRY || max < 2) return;
+    g->go_up = g->now == 1 ? 1 : g->now == max ? 0 : !g->go_up;
+    g->probe = g->now + (g->go_up ? 1 : -1);
+    g->probe_evals = 0;
+    g->probe_sum = 0;
+}
+
 TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const int32_t *seq, size_t n, float *all_logits) {
     tfm__mm_ctx mm;
     tfm__team team;
@@ -3392,16 +3480,25 @@ TFMDEF tfm_result tfm_session_eval(tfm_session *s, const int32_t *tokens, const 
     memset(&team, 0, sizeof team);
     team.n = 1;
     mm.team = &team;
+    s->n_threads_used = 1;
 #ifdef _OPENMP
     if (s->cfg.n_threads > 1) {
-#pragma omp parallel num_threads(s->cfg.n_threads)
-        {
-            tfm__mm_ctx me = mm;
+        const int32_t want = s->cfg.threads_fixed ? s->cfg.n_threads : tfm__governor_next(&s->gov_, s->cfg.n_threads);
+        const double t0 = omp_get_wtime();
+        if (want > 1) {
+#pragma omp parallel num_threads(want)
+            {
+                tfm__mm_ctx me = mm;
 #pragma omp single
-            team.n = omp_get_num_threads(); /* fewer than asked inside another parallel region */
-            me.tid = omp_get_thread_num();
-            tfm__forward(s, &me, tokens, seq, n, all_logits);
+                team.n = omp_get_num_threads(); /* fewer than asked inside another parallel region */
+                me.tid = omp_get_thread_num();
+                tfm__forward(s, &me, tokens, seq, n, all_logits);
+            }
+        } else {
+            tfm__forward(s, &mm, tokens, seq, n, all_logits);
         }
+        s->n_threads_used = team.n;
+        if (!s->cfg.threads_fixed) tfm__governor_record(&s->gov_, s->cfg.n_threads, n, omp_get_wtime() - t0);
         return TFM_OK;
     }
 #endif

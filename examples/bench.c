@@ -1,11 +1,13 @@
 /* bench - prefill and decode speed of one GGUF file, as one JSON line.
  *
- *   bench -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS]
+ *   bench -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS] [-f]
  *
  * start-up  : open (mmap) + model + session + the first token's logits, timed once, first.
  * prefill   : one batch of N_PROMPT (128) tokens from an empty context, tokens/s.
  * decode    : N_GEN (64) tokens one at a time from an empty context, tokens/s.
  * Each is run REPS (3) times after one warm-up; the median is reported.
+ * threads   : THREADS is the most the session uses (tfm_session_config.threads_fixed); -f fixes
+ *             it. decode_threads is the mean thread count of the measured decode evals.
  * bandwidth : the machine's read bandwidth, measured here with THREADS threads on a buffer far
  *             larger than the caches; bw_limit_tps = bandwidth / weight bytes read per decoded
  *             token (every matrix once, plus one embedding row), and bw_fraction = decode / limit.
@@ -133,7 +135,8 @@ static void fill_tokens(int32_t *tok, int n, int32_t n_vocab) {
 
 int main(int argc, char **argv) {
     const char *path = NULL;
-    int threads = 0, n_prompt = 128, n_gen = 64, reps = 3, i, r;
+    int threads = 0, n_prompt = 128, n_gen = 64, reps = 3, fixed = 0, i, r;
+    long threads_used = 0;
     tfm_model m;
     tfm_session s;
     tfm_session_config cfg;
@@ -146,14 +149,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) n_prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
-        else { fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "-f")) fixed = 1;
+        else { fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS] [-f]\n", argv[0]); return 2; }
     }
     if (!path || n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 32) {
-        fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS 1..32]\n", argv[0]);
+        fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS 1..32] [-f]\n", argv[0]);
         return 2;
     }
     memset(&cfg, 0, sizeof cfg);
     cfg.n_threads = threads;
+    cfg.threads_fixed = fixed;
     cfg.n_ctx = n_prompt + n_gen;
     cfg.n_batch = n_prompt;
 
@@ -174,7 +179,10 @@ int main(int argc, char **argv) {
         if (r >= 0) pp[r] = now_s() - t;
         tfm_seq_reset(&s, 0);
         t = now_s();
-        for (i = 0; i < n_gen; i++) tfm_session_eval(&s, tok + i, NULL, 1, NULL); /* as llama-bench: no sampling */
+        for (i = 0; i < n_gen; i++) {
+            tfm_session_eval(&s, tok + i, NULL, 1, NULL); /* as llama-bench: no sampling */
+            if (r >= 0) threads_used += s.n_threads_used;
+        }
         if (r >= 0) tg[r] = now_s() - t;
     }
     getrusage(RUSAGE_SELF, &ru);
@@ -182,10 +190,10 @@ int main(int argc, char **argv) {
     tg_tps = n_gen / median(tg, reps);
     bytes = decode_bytes(&m);
     bw = measure_bandwidth(s.cfg.n_threads);
-    printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
+    printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"threads_fixed\": %d, \"decode_threads\": %.2f, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
            "\"prefill_tps\": %.1f, \"decode_tps\": %.2f, \"startup_ms\": %.1f, \"weight_bytes_per_token\": %.0f, "
            "\"bandwidth_gbs\": %.1f, \"bw_limit_tps\": %.2f, \"bw_fraction\": %.3f, \"peak_rss_mb\": %.1f}\n",
-           path, tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
+           path, tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, fixed, (double)threads_used / ((double)reps * n_gen), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
            bytes, bw, bw * 1e9 / bytes, tg_tps * bytes / (bw * 1e9), (double)ru.ru_maxrss / 1024.0);
     free(tok);
     tfm_session_free(&s);

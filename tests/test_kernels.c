@@ -342,6 +342,72 @@ static void test_act_quantizer(void) {
 #endif
 }
 
+/* ---- the thread governor (tfm_session_eval), on a simulated machine: cost[t] is the cost of an
+   eval on t threads; on a loaded machine one eval in five on more than one thread is a slow one
+   (a thread lost its core mid-step), which a median would hide and a mean does not. */
+typedef struct {
+    double cost[5];
+    int loaded;
+} sim_machine;
+
+static double sim_cost(const sim_machine *m, int threads, long i) {
+    const double noise = 1.0 + 0.05 * frand(), u = 0.5 + 0.5 * frand();
+    (void)i;
+    if (m->loaded && threads > 1 && u < 0.2) return 10.0 * m->cost[threads] * noise;
+    return m->cost[threads] * noise;
+}
+
+/* Runs `evals` evals of n tokens; counts the evals on each thread count; returns the total cost. */
+static double sim_run(tfm__governor *g, int max, const sim_machine *m, long evals, size_t n, long *on) {
+    double total = 0;
+    long i;
+    for (i = 0; i < evals; i++) {
+        const int t = tfm__governor_next(g, max);
+        const double c = (double)n * sim_cost(m, t, i);
+        on[t]++;
+        total += c;
+        tfm__governor_record(g, max, n, c);
+    }
+    return total;
+}
+
+static void test_governor(void) {
+    const sim_machine quiet = {{0, 1.6, 1.0, 0, 0}, 0}, loaded = {{0, 1.1, 1.0, 0, 0}, 1};
+    const sim_machine four = {{0, 2.5, 1.4, 1.0, 2.0}, 0};
+    tfm__governor g;
+    long on[5], i;
+    double total;
+    /* a quiet machine where two threads are faster: tries of one thread cost under 1% */
+    memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
+    total = sim_run(&g, 2, &quiet, 5000, 1, on);
+    CHECK(on[2] >= 4975 && total < 1.01 * 5000 * 1.0 * 1.05, "quiet: %ld of 5000 evals on two threads, cost %.0f", on[2], total);
+    /* loaded: two threads average 2.8 per eval against 1.1 on one; the governor moves to one */
+    memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
+    total = sim_run(&g, 2, &loaded, 5000, 1, on);
+    CHECK(on[1] >= 4500 && total < 1.25 * 5000 * 1.1, "loaded: %ld of 5000 evals on one thread, cost %.0f (one thread: %.0f)", on[1], total, 5000 * 1.1);
+    /* the load goes away: back to two threads within about the longest interval */
+    memset(on, 0, sizeof on);
+    sim_run(&g, 2, &quiet, 1100, 1, on);
+    memset(on, 0, sizeof on);
+    sim_run(&g, 2, &quiet, 2000, 1, on);
+    CHECK(on[2] >= 1980, "load gone: %ld of 2000 evals on two threads", on[2]);
+    /* four threads asked, three best: it walks down one thread at a time and stays */
+    memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
+    sim_run(&g, 4, &four, 1000, 1, on);
+    memset(on, 0, sizeof on);
+    sim_run(&g, 4, &four, 3000, 1, on);
+    CHECK(on[3] >= 2900, "four asked, three best: %ld of 3000 evals on three", on[3]);
+    /* evals of different sizes are never compared: a 64-token eval after 1-token evals would look
+       like a disaster for whatever count ran it */
+    memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
+    for (i = 0; i < 3000; i++) sim_run(&g, 2, &quiet, 1, (size_t)(i % 7 == 0 ? 64 : 1), on);
+    CHECK(on[2] >= 2970, "mixed sizes: %ld of 3000 evals on two threads", on[2]);
+    /* one thread asked: nothing to try */
+    memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
+    sim_run(&g, 1, &loaded, 500, 1, on);
+    CHECK(on[1] == 500, "one thread asked: %ld of 500 on one", on[1]);
+}
+
 int main(void) {
 #if defined(__AVX2__) && !defined(__AVX512F__) && defined(__GNUC__)
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) { printf("SKIP: this CPU has no AVX2/FMA\n"); return 0; }
@@ -353,5 +419,6 @@ int main(void) {
     test_vector_kernels();
     test_act_quantizer();
     test_matmuls();
+    test_governor();
     return test_summary("test_kernels");
 }

@@ -18,6 +18,8 @@ REPS=${REPS:-3}
 SUITES=${SUITES:-1}
 # Inside a forward pass tfm.h's threads wait for each other with their own barrier (spin, then
 # sleep); OMP_WAIT_POLICY only decides how they wait between passes. Left to the environment.
+# The thread count is fixed (bench -f, no thread governor), as llama-bench's -t is: each cell
+# compares the same file on the same number of threads.
 OUT=$B/bench.jsonl
 # Files written by an older gguf-random are written again (bump when its output changes;
 # 2: the head and embedding in the named type too).
@@ -52,7 +54,7 @@ for suite in $(seq 1 "$SUITES"); do
             dd if="$f" iflag=nocache count=0 status=none 2>/dev/null || true
             $B/bench -m "$f" -t 1 -p 1 -n 1 -r 1 > /dev/null
             for t in $THREADS; do
-                line=$($B/bench -m "$f" -t "$t" -r "$REPS")
+                line=$($B/bench -m "$f" -t "$t" -r "$REPS" -f)
                 echo "$line" | tee -a "$OUT" >&2
             done
         done

@@ -3451,10 +3451,12 @@ TFM__OMP_ONLY void tfm__governor_record(tfm__governor *g, int32_t max, size_t n,
         return;
     }
     if (g->probe) {
-        const double bar = 0.9 * g->cost * TFM__GOV_TRY;
+        const double win_below = 0.9 * g->cost * TFM__GOV_TRY;
+        double slow;
         g->probe_sum += seconds;
         g->probe_evals++;
-        if (g->probe_sum > (g->probe_evals == 1 ? 1.5 : 1.25) * g->cost * g->probe_evals || g->probe_sum >= bar) tfm__governor_end_try(g, 0);
+        slow = (g->probe_evals == 1 ? 1.5 : 1.25) * g->cost * g->probe_evals;
+        if (g->probe_sum > slow || g->probe_sum >= win_below) tfm__governor_end_try(g, 0);
         else if (g->probe_evals == TFM__GOV_TRY) tfm__governor_end_try(g, 1);
         return;
     }

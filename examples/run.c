@@ -37,7 +37,7 @@ static void usage(void) {
         "  --temp T             temperature; 0 = greedy (default 0)\n"
         "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --repeat-last-n N\n"
         "  --seed S             sampler seed\n"
-        "  --threads N          threads (default: all cores)\n"
+        "  --threads N          at most N threads (default: all cores; fewer while other work slows them)\n"
         "  -c, --ctx N          context positions (default: the model's)\n"
         "  --ignore-eos         keep going after the end-of-text token\n"
         "  --print-ids          print the generated ids on stdout instead of text\n"

@@ -446,7 +446,7 @@ typedef struct {
     int32_t probe_evals; /* evals of the current try so far */
     int32_t wait;        /* evals until the next try */
     int32_t interval;    /* evals between tries: doubles while tries lose */
-    int32_t go_up;       /* the last try added a thread (else it removed one) */
+    int32_t go_up;       /* the next try adds a thread (else it halves them) */
     int32_t n_cost;      /* evals in `cost` (counts up to TFM__GOV_TRY) */
     size_t n_tokens;     /* tokens per eval of those evals */
     double cost;         /* mean cost of the recent evals at `now` (moving average) */
@@ -3409,12 +3409,15 @@ static void tfm__forward(tfm_session *s, tfm__mm_ctx *mm, const int32_t *tokens,
    that thread loses its core in the middle of a step the others wait for it, and those evals
    take milliseconds: two threads can be several times slower than one on average (a small model
    under such load: 370 tokens/s against 1500 on one thread). So an eval may use fewer threads
-   than asked. Every `interval` evals the governor tries one thread fewer (or more, if it runs
-   fewer than asked) for TFM__GOV_TRY evals of the same token count, and keeps the change if
-   they cost less than 0.9x the moving average of the evals before. Means, not medians: the
-   slow evals are the point. A try stops as soon as it cannot win, or when its evals so far are
-   1.25x slower than the average (1.5x for the first); tries that lose double the interval (64
-   to 1024 evals), so on a quiet machine they cost a few slow evals in a thousand. */
+   than asked. Every `interval` evals the governor tries half the threads (rounded up) or one
+   more for TFM__GOV_TRY evals of the same token count, and keeps the change if they cost less
+   than 0.9x the moving average of the evals before. Means, not medians: the slow evals are the
+   point. Halving, because with more threads than free cores the cost hardly moves until the
+   count fits (stories110M with 8 threads on 2 cores: 8.5, 8.3, 12, 22, 23 and 262 tokens/s with
+   8, 7, 6, 4, 3 and 2). A try that wins is followed at once by another in the same direction;
+   one that loses turns the direction round and doubles the interval (64 to 1024 evals). A try stops as soon as it cannot win, or when its evals so
+   far are 1.25x slower than the average (1.5x for the first), so on a quiet machine tries cost
+   a few slow evals in a thousand. */
 #define TFM__GOV_TRY 16
 #define TFM__GOV_FIRST 64
 #define TFM__GOV_LAST 1024
@@ -3434,11 +3437,13 @@ static void tfm__governor_end_try(tfm__governor *g, int won) {
         g->now = g->probe;
         g->cost = g->probe_sum / TFM__GOV_TRY;
         g->interval = TFM__GOV_FIRST;
+        g->wait = 0;
     } else {
         g->interval = g->interval * 2 > TFM__GOV_LAST ? TFM__GOV_LAST : g->interval * 2;
+        g->wait = g->interval;
+        g->go_up = !g->go_up;
     }
     g->probe = 0;
-    g->wait = g->interval;
 }
 
 /* Records an eval of n tokens that took `seconds` with tfm__governor_next's thread count. */
@@ -3465,8 +3470,9 @@ TFM__OMP_ONLY void tfm__governor_record(tfm__governor *g, int32_t max, size_t n,
     if (g->n_cost < TFM__GOV_TRY) g->n_cost++;
     if (g->wait > 0) g->wait--;
     if (g->wait > 0 || g->n_cost < TFM__GOV_TRY || max < 2) return;
-    g->go_up = g->now == 1 ? 1 : g->now == max ? 0 : !g->go_up;
-    g->probe = g->now + (g->go_up ? 1 : -1);
+    if (g->now == 1) g->go_up = 1;
+    if (g->now == max) g->go_up = 0;
+    g->probe = g->go_up ? g->now + 1 : (g->now + 1) / 2;
     g->probe_evals = 0;
     g->probe_sum = 0;
 }

@@ -346,7 +346,7 @@ static void test_act_quantizer(void) {
    eval on t threads; on a loaded machine one eval in five on more than one thread is a slow one
    (a thread lost its core mid-step), which a median would hide and a mean does not. */
 typedef struct {
-    double cost[5];
+    double cost[9];
     int loaded;
 } sim_machine;
 
@@ -372,10 +372,11 @@ static double sim_run(tfm__governor *g, int max, const sim_machine *m, long eval
 }
 
 static void test_governor(void) {
-    const sim_machine quiet = {{0, 1.6, 1.0, 0, 0}, 0}, loaded = {{0, 1.1, 1.0, 0, 0}, 1};
-    const sim_machine four = {{0, 2.5, 1.4, 1.0, 2.0}, 0};
+    const sim_machine quiet = {{0, 1.6, 1.0, 0, 0, 0, 0, 0, 0}, 0}, loaded = {{0, 1.1, 1.0, 0, 0, 0, 0, 0, 0}, 1};
+    const sim_machine four = {{0, 2.5, 1.4, 1.0, 2.0, 0, 0, 0, 0}, 0};
+    const sim_machine two_cores = {{0, 1.8, 1.0, 4.5, 6.0, 7.5, 9.0, 10.5, 12.0}, 0}; /* 8 asked */
     tfm__governor g;
-    long on[5], i;
+    long on[9], i;
     double total;
     /* a quiet machine where two threads are faster: tries of one thread cost under 1% */
     memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
@@ -397,6 +398,13 @@ static void test_governor(void) {
     memset(on, 0, sizeof on);
     sim_run(&g, 4, &four, 3000, 1, on);
     CHECK(on[3] >= 2900, "four asked, three best: %ld of 3000 evals on three", on[3]);
+    /* eight threads asked on two free cores: each try that wins is followed by the next, so it
+       is down to two within a few hundred evals, not one try per interval */
+    memset(&g, 0, sizeof g); memset(on, 0, sizeof on);
+    total = sim_run(&g, 8, &two_cores, 300, 1, on);
+    memset(on, 0, sizeof on);
+    sim_run(&g, 8, &two_cores, 2000, 1, on);
+    CHECK(tfm__governor_next(&g, 8) == 2 && on[2] >= 1950, "eight asked, two cores: %ld of 2000 evals on two (first 300 cost %.0f)", on[2], total);
     /* evals of different sizes are never compared: a 64-token eval after 1-token evals would look
        like a disaster for whatever count ran it */
     memset(&g, 0, sizeof g); memset(on, 0, sizeof on);

@@ -1533,7 +1533,6 @@ static float tfm__dot_q4_0_ref(const tfm_block_q4_0 *w, const tfm_block_q8_0 *x,
     return sum;
 }
 
-/* Scratch of a matrix product (sized by tfm__mm_scratch_bytes). */
 /* ---------------------------------------------------------------- threads */
 /* One forward pass runs in one OpenMP parallel region: the threads of a team walk the same code,
    split each step's work, and meet at a spinning barrier between steps. A parallel region per
@@ -1547,6 +1546,7 @@ typedef struct {
     int64_t handed;   /* work items handed out, over all steps (see tfm__team_take) */
 } tfm__team;
 
+/* What a matrix product needs besides its operands: scratch, and the thread's place in its team. */
 typedef struct {
     int n_threads;
     float *wrow;              /* [n_threads][wrow_stride] widened weight row (plain C F16/BF16) */
@@ -1649,14 +1649,6 @@ static void tfm__team_range(const tfm__mm_ctx *c, int64_t n, int64_t *lo, int64_
    block, the AVX-512 one up to 96 per block plus a padded last group). */
 static size_t tfm__xq_row_bytes(int64_t n) { return (size_t)(n / TFM_QK + 4) * 96; }
 
-static int tfm__thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* A product (or a layer whose largest step has) fewer multiply-adds than this runs on one thread
    of the team: about 15 microseconds of work, less than splitting it costs in meetings. */
 #define TFM__SPLIT_MACS ((int64_t)1 << 19)
@@ -1681,7 +1673,7 @@ static void tfm__matmul_rows_ref(const tfm__mm_ctx *c, const tfm_tensor *W, cons
             for (b = 0; b < B; b++) y[(size_t)b * ldy + r] = tfm__dot_q4_0_ref((const tfm_block_q4_0 *)row, xq + (size_t)b * nb, nb);
             break;
         default: { /* F16, BF16: widen the row once, then plain dots */
-            float *w = c->wrow + (size_t)tfm__thread_id() * (size_t)c->wrow_stride;
+            float *w = c->wrow + (size_t)c->tid * (size_t)c->wrow_stride;
             tfm_dequantize_row(W->type, row, w, in);
             for (b = 0; b < B; b++) y[(size_t)b * ldy + r] = tfm__dot_f32_ref(w, x + (size_t)b * in, in);
         }
@@ -1938,6 +1930,24 @@ TFM__INLINE void tfm__tile_store(const tfm__vf *acc, int MR, int NR, int mr, int
         for (j = 0; j < nr; j++) y[(size_t)j * ldy + i] = (add ? y[(size_t)j * ldy + i] : 0.0f) + sums[i * NR + j];
 }
 
+/* A tile's n accumulators at the start of k-block kb: zero for the first, else what tfm__tile_keep
+   saved at the end of the one before (each output stays one sum in k order). */
+TFM__INLINE void tfm__tile_resume(tfm__vf *acc, const tfm__vf *saved, int n, int64_t kb) {
+    int i;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+    for (i = 0; i < n; i++) acc[i] = kb == 0 ? tfm__vf_zero() : saved[i];
+}
+
+TFM__INLINE void tfm__tile_keep(tfm__vf *saved, const tfm__vf *acc, int n) {
+    int i;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 32
+#endif
+    for (i = 0; i < n; i++) saved[i] = acc[i];
+}
+
 /* y[i] = (sum of acc[i]) + tail[i] for the m <= 16 rows of a decode step. */
 TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y) {
     int i;
@@ -2015,15 +2025,6 @@ TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, fl
     }
 }
 
-/* Activation rows per cache block: as many as fit in about 1 MB (the L2 cache of current cores;
-   512 KB was slower: each weight is read from memory once per block), a multiple of the
-   register tile. */
-static int tfm__block_rows(int64_t row_bytes, int nr) {
-    int64_t rows = ((int64_t)1024 << 10) / (row_bytes > 0 ? row_bytes : 1);
-    rows = rows / nr * nr;
-    return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
-}
-
 /* Prefill cache blocking. A weight tile (MR rows) is widened to float once per k-block into a
    panel that stays in L1 while every activation tile of the block runs over it; the
    activation rows of a block stay in L2. When a row is longer than one k-block the tile's
@@ -2032,6 +2033,17 @@ static int tfm__block_rows(int64_t row_bytes, int nr) {
    stack: under 100 KB on AVX-512. */
 #define TFM__KC 1024 /* values per panel row (one k-block: 24 KB panels of F32 on AVX-512) */
 #define TFM__BBK 128 /* activation rows per block when rows span several k-blocks */
+
+/* Activation rows per cache block: as many as fit in about 1 MB (the L2 cache of current cores;
+   512 KB was slower: each weight is read from memory once per block), at most TFM__BBK when the
+   rows span several (nkb) k-blocks (the saved accumulators are on the stack), a multiple of the
+   register tile. */
+static int tfm__block_rows(int64_t row_bytes, int nr, int64_t nkb) {
+    int64_t rows = ((int64_t)1024 << 10) / (row_bytes > 0 ? row_bytes : 1);
+    if (nkb > 1 && rows > TFM__BBK) rows = TFM__BBK;
+    rows = rows / nr * nr;
+    return rows < nr ? nr : rows > 4096 ? 4096 : (int)rows;
+}
 
 /* acc[i * NR + j] += panel row i . x[j] from value k0 on, kv vectors (register tile). With
    fill = 1 the weights come from the rows w and are written to the panel as they are used (the
@@ -2075,7 +2087,7 @@ TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *
     const int64_t in = W->ne[0], nv = in / TFM__VL, nkb = nv > 0 && !direct ? (nv + KV - 1) / KV : 1;
     const size_t ws = tfm_type_row_size(W->type, in);
     const unsigned char *wd = (const unsigned char *)W->data;
-    const int bb0 = tfm__block_rows(in * 4, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
+    const int bb = tfm__block_rows(in * 4, NR, nkb);
     tfm__vf panel[MR * KV], saved[(TFM__BBK / NR) * MR * NR];
     int64_t r, kb;
     int b0, b, i, j;
@@ -2092,18 +2104,12 @@ TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *
                     tfm__vf acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
                     const float *xp[NR];
                     for (j = 0; j < NR; j++) xp[j] = x + (size_t)(b + (j < nr ? j : nr - 1)) * (size_t)in;
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 32
-#endif
-                    for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? tfm__vf_zero() : sv[i];
+                    tfm__tile_resume(acc, sv, MR * NR, kb);
                     if (direct) tfm__fkern(t, wp, 2, panel, kv, xp, k0, MR, NR, acc);
                     else if (b == b0) tfm__fkern(t, wp, 1, panel, kv, xp, k0, MR, NR, acc);
                     else tfm__fkern(t, wp, 0, panel, kv, xp, k0, MR, NR, acc);
                     if (kb + 1 < nkb) {
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 32
-#endif
-                        for (i = 0; i < MR * NR; i++) sv[i] = acc[i];
+                        tfm__tile_keep(sv, acc, MR * NR);
                     } else {
                         float *yt = y + (size_t)b * ldy + r;
                         int add = 0;
@@ -2324,7 +2330,7 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
     const int64_t in = W->ne[0], nb = in / TFM_QK, per = TFM__QG(q4), ng = (nb + per - 1) / per, kgm = TFM__QKG(q4);
     const int64_t nkb = (ng + kgm - 1) / kgm;
     const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
-    const int bb0 = tfm__block_rows((int64_t)xs, NR), bb = nkb > 1 && bb0 > TFM__BBK ? TFM__BBK / NR * NR : bb0;
+    const int bb = tfm__block_rows((int64_t)xs, NR, nkb);
     const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
     __m512i panel[MR * (3 * TFM__QKG(1) > 2 * TFM__QKG(0) ? 3 * TFM__QKG(1) : 2 * TFM__QKG(0))];
     __m512 saved[(TFM__BBK / NR) * MR * NR];
@@ -2344,19 +2350,10 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
                     __m512 acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
                     const unsigned char *xp[NR];
                     for (j = 0; j < NR; j++) xp[j] = xq + (size_t)(b + (j < nr ? j : nr - 1)) * xs;
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 32
-#endif
-                    for (i = 0; i < MR * NR; i++) acc[i] = kb == 0 ? _mm512_setzero_ps() : sv[i];
+                    tfm__tile_resume(acc, sv, MR * NR, kb);
                     tfm__qkern(q4, panel, kg, xp, g0, MR, NR, acc);
-                    if (kb + 1 < nkb) {
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 32
-#endif
-                        for (i = 0; i < MR * NR; i++) sv[i] = acc[i];
-                    } else {
-                        tfm__tile_store(acc, MR, NR, mr, nr, y + (size_t)b * ldy + r, ldy, 0);
-                    }
+                    if (kb + 1 < nkb) tfm__tile_keep(sv, acc, MR * NR);
+                    else tfm__tile_store(acc, MR, NR, mr, nr, y + (size_t)b * ldy + r, ldy, 0);
                 }
             }
         }
@@ -3144,19 +3141,19 @@ static void tfm__norm_rows(tfm__mm_ctx *mm, const tfm_model *m, float *out, cons
     tfm__sync(mm);
 }
 
+static void tfm__bias_row(float *y, const tfm_tensor *b, int64_t off) {
+    if (b->data) tfm__add(y + off, (const float *)b->data, b->ne[0]);
+}
+
 /* This thread's rows of y += bias (if any) and x += y (the residual), then the team meets. */
 static void tfm__bias_residual(tfm__mm_ctx *mm, float *x, float *y, const tfm_tensor *bias, int64_t dim, int B) {
     int64_t lo, hi, i;
     tfm__team_range(mm, B, &lo, &hi);
     for (i = lo; i < hi; i++) {
-        if (bias->data) tfm__add(y + (size_t)i * dim, (const float *)bias->data, dim);
+        tfm__bias_row(y + (size_t)i * dim, bias, 0);
         tfm__add(x + (size_t)i * dim, y + (size_t)i * dim, dim);
     }
     tfm__sync(mm);
-}
-
-static void tfm__bias_row(float *y, const tfm_tensor *b, int64_t off) {
-    if (b->data) tfm__add(y + off, (const float *)b->data, b->ne[0]);
 }
 
 /* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_). */
@@ -3267,7 +3264,7 @@ static void tfm__ffn_layer(tfm_session *s, tfm__mm_ctx *mm, int32_t l, int B) {
     }
     if (L->b_up.data) {
         tfm__team_range(mm, B, &lo, &hi);
-        for (i = lo; i < hi; i++) tfm__add(s->hb_ + (size_t)i * f, (const float *)L->b_up.data, f);
+        for (i = lo; i < hi; i++) tfm__bias_row(s->hb_ + (size_t)i * f, &L->b_up, 0);
         tfm__sync(mm);
     }
     tfm__activation(mm, m, s->hb_, s->hb2_, (int64_t)B * f);
@@ -3387,6 +3384,7 @@ static void tfm__forward(tfm_session *s, tfm__mm_ctx *mm, const int32_t *tokens,
                 memset(&solo, 0, sizeof solo);
                 solo.n = 1;
                 one.team = &solo;
+                one.seen = 0;
                 for (l = 0; l < s->model->hp.n_layer; l++) {
                     tfm__attention_layer(s, &one, l, sq, s->pos_rows_, B);
                     tfm__ffn_layer(s, &one, l, B);
@@ -3415,9 +3413,9 @@ static void tfm__forward(tfm_session *s, tfm__mm_ctx *mm, const int32_t *tokens,
    point. Halving, because with more threads than free cores the cost hardly moves until the
    count fits (stories110M with 8 threads on 2 cores: 8.5, 8.3, 12, 22, 23 and 262 tokens/s with
    8, 7, 6, 4, 3 and 2). A try that wins is followed at once by another in the same direction;
-   one that loses turns the direction round and doubles the interval (64 to 1024 evals). A try stops as soon as it cannot win, or when its evals so
-   far are 1.25x slower than the average (1.5x for the first), so on a quiet machine tries cost
-   a few slow evals in a thousand. */
+   one that loses turns the direction round and doubles the interval (64 to 1024 evals). A try
+   stops as soon as it cannot win, or when its evals so far are 1.25x slower than the average
+   (1.5x for the first), so on a quiet machine tries cost a few slow evals in a thousand. */
 #define TFM__GOV_TRY 16
 #define TFM__GOV_FIRST 64
 #define TFM__GOV_LAST 1024

@@ -2257,12 +2257,30 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i
     }
 }
 
-/* acc += (integer dot of one group) * dx * dw, for one weight row and one activation row. */
-TFM__INLINE __m512 tfm__qstep(int q4, __m512i lo, __m512i hi, __m512 dw, const unsigned char *xg, __m512 acc) {
-    __m512i s = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128);
-    s = _mm512_dpbusd_epi32(s, lo, _mm512_loadu_si512(xg));
-    if (q4) s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(xg + 64));
-    return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), dw, acc);
+/* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
+   the group's activation vectors are loaded once for all K rows. Each stream also prefetches
+   TFM__QPF bytes ahead. */
+#define TFM__QPF 2048
+#define TFM__QSTREAMS 4
+TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, __m512 *acc) {
+    const size_t off = (size_t)g * TFM__QG(q4) * (q4 ? 18 : 34);
+    const unsigned char *xg = xq + (size_t)g * TFM__QGB(q4);
+    const __m512i s0 = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128), xl = _mm512_loadu_si512(xg);
+    const __m512i xh = q4 ? _mm512_loadu_si512(xg + 64) : xl;
+    const __m512 dx = _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64));
+    int k;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 4
+#endif
+    for (k = 0; k < K; k++) {
+        __m512i lo, hi, s;
+        __m512 d;
+        _mm_prefetch((const char *)(w[k] + off + TFM__QPF), _MM_HINT_T0);
+        tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
+        s = _mm512_dpbusd_epi32(s0, lo, xl);
+        if (q4) s = _mm512_dpbusd_epi32(s, hi, xh);
+        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), dx), d, acc[k]);
+    }
 }
 
 #define TFM__QMR 8 /* weight rows per quantized register tile */
@@ -2360,30 +2378,52 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
     }
 }
 
-/* Decode: weight rows in order (see tfm__frows1), 16 rows per add tree. */
+/* K weight rows' dots with one activation row, in lockstep: out[k] = one accumulator per row,
+   as in the tiles (the same sums). Full groups first, so their loop knows its block count. */
+TFM__INLINE void tfm__qrows_k(int q4, int K, const unsigned char *const *w, int64_t nb, const unsigned char *xq, __m512 *out) {
+    const int per = TFM__QG(q4);
+    const int64_t full = nb / per;
+    __m512 acc[TFM__QSTREAMS];
+    int64_t g;
+    int k;
+    for (k = 0; k < K; k++) acc[k] = _mm512_setzero_ps();
+    for (g = 0; g < full; g++) tfm__qstep(q4, K, w, g, per, xq, acc);
+    if (full * per < nb) tfm__qstep(q4, K, w, full, (int)(nb - full * per), xq, acc);
+    for (k = 0; k < K; k++) out[k] = acc[k];
+}
+
+/* Decode, 16 rows per add tree. The rows [r0, r1) are read as TFM__QSTREAMS runs of 16-row units
+   in lockstep, each run in memory order (see tfm__frows1). With the prefetch this streamed Q8_0
+   at 0.93-1.0 of the plain read rate on Zen 5, against 0.73 for one row after another; rows
+   side by side (adjacent, not far apart) streamed at 0.45. */
 TFM__INLINE void tfm__qrows1(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
-    const int64_t in = W->ne[0], nb = in / TFM_QK, per = TFM__QG(q4), ng = (nb + per - 1) / per;
-    const size_t ws = tfm_type_row_size(W->type, in), wgb = (size_t)per * (q4 ? 18 : 34);
+    enum { S = TFM__QSTREAMS };
+    const int64_t nb = W->ne[0] / TFM_QK, units = (r1 - r0 + 15) / 16, run = (units + S - 1) / S;
+    const size_t ws = tfm_type_row_size(W->type, W->ne[0]);
     const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
     static const float zeros[16] = {0};
-    int64_t r, g;
-    int i;
-    for (r = r0; r < r1; r += 16) {
-        const int m = r1 - r < 16 ? (int)(r1 - r) : 16;
-        __m512 acc[16];
+    int64_t u;
+    int i, k;
+    for (u = 0; u < run; u++) {
+        __m512 acc[S][16];
+        int64_t rs[S];
+        int n = 0; /* streams with rows left: the first n */
+        for (k = 0; k < S && (k * run + u) < units; k++) rs[n++] = r0 + 16 * (k * run + u);
         for (i = 0; i < 16; i++) {
-            const unsigned char *w = wd + (size_t)(r + i) * ws;
-            __m512 a0 = _mm512_setzero_ps(); /* one accumulator, as in the tiles: the same sums */
-            __m512i lo, hi;
-            __m512 d;
-            if (i < m)
-                for (g = 0; g < ng; g++) {
-                    tfm__qload(q4, w + (size_t)g * wgb, g + 1 < ng ? per : (int)(nb - g * per), &lo, &hi, &d);
-                    a0 = tfm__qstep(q4, lo, hi, d, xq + (size_t)g * TFM__QGB(q4), a0);
-                }
-            acc[i] = a0;
+            const unsigned char *w[S];
+            __m512 a[S] = {0};
+            int full = 1;
+            for (k = 0; k < n; k++) {
+                w[k] = wd + (size_t)(rs[k] + i) * ws;
+                full &= rs[k] + i < r1;
+            }
+            if (full && n == S) tfm__qrows_k(q4, S, w, nb, xq, a);
+            else
+                for (k = 0; k < n; k++)
+                    if (rs[k] + i < r1) tfm__qrows_k(q4, 1, w + k, nb, xq, a + k);
+            for (k = 0; k < n; k++) acc[k][i] = a[k];
         }
-        tfm__row_sums(acc, zeros, m, y + r);
+        for (k = 0; k < n; k++) tfm__row_sums(acc[k], zeros, r1 - rs[k] < 16 ? (int)(r1 - rs[k]) : 16, y + rs[k]);
     }
 }
 

@@ -1960,69 +1960,106 @@ TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y)
 #endif
 }
 
-/* One weight row's dot with x: one accumulator (as in the tiles: the same sums), a scalar tail. */
-TFM__INLINE void tfm__frow(tfm_type t, const void *w, const float *x, int64_t n, tfm__vf *acc, float *tail) {
-    tfm__vf s0 = tfm__vf_zero();
-    int64_t k;
-    *tail = 0;
-    for (k = 0; k + TFM__VL <= n; k += TFM__VL) s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), tfm__vf_load(x + k), s0);
-    for (; k < n; k++) *tail += tfm__weight1(t, w, k) * x[k];
-    *acc = s0;
+/* Decode: rows [r0, r1) of a product with one activation row, 16 rows per add tree. The rows are
+   read as S runs of 16-row units in lockstep, each run in memory order: S long sequential streams
+   that prefetchers follow, and S independent chains of adds. Rows side by side instead (adjacent
+   rows in lockstep) restart every stream at each row: on the Zen 5 this was tuned on they
+   streamed at half the rate. rows_k computes K = S (or 1, at the ends) rows' accumulators and
+   scalar tails. */
+#define TFM__STREAMS_MAX 4
+typedef void (*tfm__rows_k_fn)(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail);
+static void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_t n, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
+    const int64_t units = (r1 - r0 + 15) / 16, run = (units + S - 1) / S;
+    const size_t ws = tfm_type_row_size(W->type, W->ne[0]);
+    const unsigned char *wd = (const unsigned char *)W->data;
+    int64_t u;
+    int i, k;
+    for (u = 0; u < run; u++) {
+        tfm__vf acc[TFM__STREAMS_MAX][16];
+        float tail[TFM__STREAMS_MAX][16];
+        int64_t rs[TFM__STREAMS_MAX];
+        int ns = 0; /* streams with rows left: the first ns */
+        for (k = 0; k < S && k * run + u < units; k++) rs[ns++] = r0 + 16 * (k * run + u);
+        for (i = 0; i < 16; i++) {
+            const unsigned char *w[TFM__STREAMS_MAX];
+            int all = ns == S;
+            for (k = 0; k < ns; k++) {
+                w[k] = wd + (size_t)(rs[k] + i) * ws;
+                all &= rs[k] + i < r1;
+                acc[k][i] = tfm__vf_zero();
+                tail[k][i] = 0;
+            }
+            if (all) {
+                tfm__vf a[TFM__STREAMS_MAX];
+                float t[TFM__STREAMS_MAX];
+                rows_k(x, n, S, w, a, t);
+                for (k = 0; k < S; k++) {
+                    acc[k][i] = a[k];
+                    tail[k][i] = t[k];
+                }
+            } else {
+                for (k = 0; k < ns; k++)
+                    if (rs[k] + i < r1) rows_k(x, n, 1, w + k, &acc[k][i], &tail[k][i]);
+            }
+        }
+        for (k = 0; k < ns; k++) tfm__row_sums(acc[k], tail[k], r1 - rs[k] < 16 ? (int)(r1 - rs[k]) : 16, y + rs[k]);
+    }
 }
 
-/* The same for two rows at once: two independent chains of adds keep the core busy where one
-   would wait on each add (per row the arithmetic is exactly tfm__frow's). */
-TFM__INLINE void tfm__frow2(tfm_type t, const void *w, const void *v, const float *x, int64_t n, tfm__vf *acc_w, tfm__vf *acc_v, float *tail_w, float *tail_v) {
-    tfm__vf s0 = tfm__vf_zero(), s1 = tfm__vf_zero();
+#if defined(__GNUC__) || defined(__clang__)
+#define TFM__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define TFM__PREFETCH(p) (void)0
+#endif
+
+/* K weight rows' dots with x in lockstep: one accumulator per row (as in the tiles: the same
+   sums) and a scalar tail; each row prefetches pf bytes ahead (0: none). */
+TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
+    const int64_t wb = t == TFM_TYPE_F16 || t == TFM_TYPE_BF16 ? 2 : 4; /* bytes per weight */
+    tfm__vf s[TFM__STREAMS_MAX];
     int64_t k;
-    *tail_w = 0;
-    *tail_v = 0;
+    int j;
+    for (j = 0; j < K; j++) {
+        s[j] = tfm__vf_zero();
+        tail[j] = 0;
+    }
     for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
         const tfm__vf xv = tfm__vf_load(x + k);
-        s0 = tfm__vf_fma(tfm__vf_weights(t, w, k), xv, s0);
-        s1 = tfm__vf_fma(tfm__vf_weights(t, v, k), xv, s1);
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 4
+#endif
+        for (j = 0; j < K; j++) {
+            if (pf) TFM__PREFETCH(w[j] + k * wb + pf);
+            s[j] = tfm__vf_fma(tfm__vf_weights(t, w[j], k), xv, s[j]);
+        }
     }
-    for (; k < n; k++) {
-        *tail_w += tfm__weight1(t, w, k) * x[k];
-        *tail_v += tfm__weight1(t, v, k) * x[k];
-    }
-    *acc_w = s0;
-    *acc_v = s1;
+    for (; k < n; k++)
+        for (j = 0; j < K; j++) tail[j] += tfm__weight1(t, w[j], k) * x[k];
+    for (j = 0; j < K; j++) acc[j] = s[j];
 }
 
-/* Decode (one activation row), 16 rows per add tree. The rows [r0, r1) are read as two halves in
-   lockstep, each half in memory order: two long sequential streams, which prefetchers follow
-   (two adjacent rows at a time would restart both streams every row, and streamed half as fast
-   on the Zen 5 this was tuned on), and two independent chains of adds. */
+/* Decode stream counts and prefetch distances per type, measured streaming TinyLlama-shaped
+   matrices from memory on one Zen 5 core (kernel time / plain read time of the same bytes):
+   F16 with four prefetching streams 1.04-1.07 (two streams, no prefetch: 0.82-0.85); F32 is best
+   as two streams without prefetch (0.96-1.0; prefetching, 0.77-0.81). */
+#define TFM__FROWS_K(name, t, pf) \
+    static void name(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) { \
+        if (K == 1) tfm__frows_k(t, pf, (const float *)x, n, 1, w, acc, tail); \
+        else if (K == 2) tfm__frows_k(t, pf, (const float *)x, n, 2, w, acc, tail); \
+        else tfm__frows_k(t, pf, (const float *)x, n, 4, w, acc, tail); \
+    }
+#if defined(TFM__AVX512)
+TFM__FROWS_K(tfm__frows_k_f32, TFM__F32_SPLIT, 0)
+#else
+TFM__FROWS_K(tfm__frows_k_f32, TFM_TYPE_F32, 0)
+#endif
+TFM__FROWS_K(tfm__frows_k_f16, TFM_TYPE_F16, 1024)
+TFM__FROWS_K(tfm__frows_k_bf16, TFM_TYPE_BF16, 1024)
+
 TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, float *y, int64_t r0, int64_t r1) {
-    const int64_t n = W->ne[0], pairs = (r1 - r0 + 15) / 16 / 2, mid = r0 + 16 * pairs;
-    const size_t ws = tfm_type_row_size(W->type, n);
-    const unsigned char *wd = (const unsigned char *)W->data;
-    int64_t p, r;
-    int i;
-    for (p = 0; p < pairs; p++) { /* 16 rows of the first half with 16 (or fewer) of the second */
-        const int64_t ra = r0 + 16 * p, rb = mid + 16 * p;
-        const int mb = r1 - rb < 16 ? (int)(r1 - rb) : 16;
-        tfm__vf acc_a[16], acc_b[16];
-        float tail_a[16], tail_b[16];
-        for (i = 0; i < 16; i++) {
-            if (i < mb) tfm__frow2(t, wd + (size_t)(ra + i) * ws, wd + (size_t)(rb + i) * ws, x, n, &acc_a[i], &acc_b[i], &tail_a[i], &tail_b[i]);
-            else tfm__frow(t, wd + (size_t)(ra + i) * ws, x, n, &acc_a[i], &tail_a[i]);
-        }
-        tfm__row_sums(acc_a, tail_a, 16, y + ra);
-        tfm__row_sums(acc_b, tail_b, mb, y + rb);
-    }
-    for (r = mid + 16 * pairs; r < r1; r += 16) { /* an odd last group of rows */
-        const int m = r1 - r < 16 ? (int)(r1 - r) : 16;
-        tfm__vf acc[16];
-        float tail[16];
-        for (i = 0; i < 16; i++) {
-            acc[i] = tfm__vf_zero();
-            tail[i] = 0;
-            if (i < m) tfm__frow(t, wd + (size_t)(r + i) * ws, x, n, &acc[i], &tail[i]);
-        }
-        tfm__row_sums(acc, tail, m, y + r);
-    }
+    if (t == TFM_TYPE_F16) tfm__decode_rows(4, tfm__frows_k_f16, x, W->ne[0], W, y, r0, r1);
+    else if (t == TFM_TYPE_BF16) tfm__decode_rows(4, tfm__frows_k_bf16, x, W->ne[0], W, y, r0, r1);
+    else tfm__decode_rows(2, tfm__frows_k_f32, x, W->ne[0], W, y, r0, r1);
 }
 
 /* Prefill cache blocking. A weight tile (MR rows) is widened to float once per k-block into a
@@ -2261,7 +2298,6 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i
    the group's activation vectors are loaded once for all K rows. Each stream also prefetches
    TFM__QPF bytes ahead. */
 #define TFM__QPF 2048
-#define TFM__QSTREAMS 4
 TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, __m512 *acc) {
     const size_t off = (size_t)g * TFM__QG(q4) * (q4 ? 18 : 34);
     const unsigned char *xg = xq + (size_t)g * TFM__QGB(q4);
@@ -2275,7 +2311,7 @@ TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_
     for (k = 0; k < K; k++) {
         __m512i lo, hi, s;
         __m512 d;
-        _mm_prefetch((const char *)(w[k] + off + TFM__QPF), _MM_HINT_T0);
+        TFM__PREFETCH(w[k] + off + TFM__QPF);
         tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
         s = _mm512_dpbusd_epi32(s0, lo, xl);
         if (q4) s = _mm512_dpbusd_epi32(s, hi, xh);
@@ -2378,57 +2414,36 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
     }
 }
 
-/* K weight rows' dots with one activation row, in lockstep: out[k] = one accumulator per row,
-   as in the tiles (the same sums). Full groups first, so their loop knows its block count. */
-TFM__INLINE void tfm__qrows_k(int q4, int K, const unsigned char *const *w, int64_t nb, const unsigned char *xq, __m512 *out) {
+/* K weight rows' dots with one quantized activation row xq (nb blocks), in lockstep: one
+   accumulator per row, as in the tiles (the same sums). Full groups first, so their loop knows
+   its block count. */
+TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, __m512 *out, float *tail) {
     const int per = TFM__QG(q4);
     const int64_t full = nb / per;
-    __m512 acc[TFM__QSTREAMS];
+    __m512 acc[TFM__STREAMS_MAX];
     int64_t g;
     int k;
     for (k = 0; k < K; k++) acc[k] = _mm512_setzero_ps();
     for (g = 0; g < full; g++) tfm__qstep(q4, K, w, g, per, xq, acc);
     if (full * per < nb) tfm__qstep(q4, K, w, full, (int)(nb - full * per), xq, acc);
-    for (k = 0; k < K; k++) out[k] = acc[k];
-}
-
-/* Decode, 16 rows per add tree. The rows [r0, r1) are read as TFM__QSTREAMS runs of 16-row units
-   in lockstep, each run in memory order (see tfm__frows1). With the prefetch this streamed Q8_0
-   at 0.93-1.0 of the plain read rate on Zen 5, against 0.73 for one row after another; rows
-   side by side (adjacent, not far apart) streamed at 0.45. */
-TFM__INLINE void tfm__qrows1(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
-    enum { S = TFM__QSTREAMS };
-    const int64_t nb = W->ne[0] / TFM_QK, units = (r1 - r0 + 15) / 16, run = (units + S - 1) / S;
-    const size_t ws = tfm_type_row_size(W->type, W->ne[0]);
-    const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
-    static const float zeros[16] = {0};
-    int64_t u;
-    int i, k;
-    for (u = 0; u < run; u++) {
-        __m512 acc[S][16];
-        int64_t rs[S];
-        int n = 0; /* streams with rows left: the first n */
-        for (k = 0; k < S && (k * run + u) < units; k++) rs[n++] = r0 + 16 * (k * run + u);
-        for (i = 0; i < 16; i++) {
-            const unsigned char *w[S];
-            __m512 a[S] = {0};
-            int full = 1;
-            for (k = 0; k < n; k++) {
-                w[k] = wd + (size_t)(rs[k] + i) * ws;
-                full &= rs[k] + i < r1;
-            }
-            if (full && n == S) tfm__qrows_k(q4, S, w, nb, xq, a);
-            else
-                for (k = 0; k < n; k++)
-                    if (rs[k] + i < r1) tfm__qrows_k(q4, 1, w + k, nb, xq, a + k);
-            for (k = 0; k < n; k++) acc[k][i] = a[k];
-        }
-        for (k = 0; k < n; k++) tfm__row_sums(acc[k], zeros, r1 - rs[k] < 16 ? (int)(r1 - rs[k]) : 16, y + rs[k]);
+    for (k = 0; k < K; k++) {
+        out[k] = acc[k];
+        tail[k] = 0;
     }
 }
 
+/* Decode (see tfm__decode_rows): four prefetching streams streamed Q8_0 at 0.98-1.04 of the
+   plain read rate, against 0.72-0.80 for one row after another. */
+#define TFM__QROWS_K(name, q4) \
+    static void name(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) { \
+        if (K == 1) tfm__qrows_k(q4, (const unsigned char *)x, n, 1, w, acc, tail); \
+        else tfm__qrows_k(q4, (const unsigned char *)x, n, 4, w, acc, tail); \
+    }
+TFM__QROWS_K(tfm__qrows_k_q8_0, 0)
+TFM__QROWS_K(tfm__qrows_k_q4_0, 1)
+
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    if (B == 1) tfm__qrows1(q4, c, W, y, r0, r1);
+    if (B == 1) tfm__decode_rows(4, q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
     else tfm__qrows_tiles(q4, c, W, B, y, ldy, r0, r1);
 }
 static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(0, c, W, B, y, ldy, r0, r1); }

@@ -249,7 +249,9 @@ static void test_matmuls(void) {
     /* in: one block, odd block counts (partial 2- and 4-block groups), a row longer than a cache
        block (kc) for 128 activation rows; float types also lengths that are not vector multiples */
     static const int64_t ins[] = {32, 96, 288, 160, 2080, 172, 20};
-    static const int64_t outs[] = {1, 5, 37};
+    /* out: decode reads rows as up to four runs of 16-row units in lockstep; 100 and 300 rows
+       give full runs, a short last run and a partial last unit */
+    static const int64_t outs[] = {1, 5, 37, 100, 300};
     static const int Bs[] = {1, 3, 5};
     size_t t, i, o, b;
     for (t = 0; t < sizeof types / sizeof types[0]; t++)

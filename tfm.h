@@ -1965,10 +1965,11 @@ TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y)
    that prefetchers follow, and S independent chains of adds. Rows side by side instead (adjacent
    rows in lockstep) restart every stream at each row: on the Zen 5 this was tuned on they
    streamed at half the rate. rows_k computes K = S (or 1, at the ends) rows' accumulators and
-   scalar tails. */
+   scalar tails into acc[k * 16] and tail[k * 16] (the unit's [stream][row] arrays). The driver
+   and the kernels are inlined into each type's product (constant rows_k), so K is a constant. */
 #define TFM__STREAMS_MAX 4
 typedef void (*tfm__rows_k_fn)(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail);
-static void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_t n, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
+TFM__INLINE void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_t n, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
     const int64_t units = (r1 - r0 + 15) / 16, run = (units + S - 1) / S;
     const size_t ws = tfm_type_row_size(W->type, W->ne[0]);
     const unsigned char *wd = (const unsigned char *)W->data;
@@ -1977,30 +1978,19 @@ static void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_
     for (u = 0; u < run; u++) {
         tfm__vf acc[TFM__STREAMS_MAX][16];
         float tail[TFM__STREAMS_MAX][16];
-        int64_t rs[TFM__STREAMS_MAX];
-        int ns = 0; /* streams with rows left: the first ns */
+        int64_t rs[TFM__STREAMS_MAX] = {0};
+        int ns = 0; /* streams with rows left: the first ns; only the last can end inside a unit */
         for (k = 0; k < S && k * run + u < units; k++) rs[ns++] = r0 + 16 * (k * run + u);
         for (i = 0; i < 16; i++) {
             const unsigned char *w[TFM__STREAMS_MAX];
-            int all = ns == S;
-            for (k = 0; k < ns; k++) {
-                w[k] = wd + (size_t)(rs[k] + i) * ws;
-                all &= rs[k] + i < r1;
-                acc[k][i] = tfm__vf_zero();
-                tail[k][i] = 0;
-            }
-            if (all) {
-                tfm__vf a[TFM__STREAMS_MAX];
-                float t[TFM__STREAMS_MAX];
-                rows_k(x, n, S, w, a, t);
-                for (k = 0; k < S; k++) {
-                    acc[k][i] = a[k];
-                    tail[k][i] = t[k];
-                }
-            } else {
-                for (k = 0; k < ns; k++)
+            for (k = 0; k < ns; k++) w[k] = wd + (size_t)(rs[k] + i) * ws;
+            if (ns == S && rs[S - 1] + i < r1) rows_k(x, n, S, w, &acc[0][i], &tail[0][i]);
+            else
+                for (k = 0; k < ns; k++) {
+                    acc[k][i] = tfm__vf_zero();
+                    tail[k][i] = 0;
                     if (rs[k] + i < r1) rows_k(x, n, 1, w + k, &acc[k][i], &tail[k][i]);
-            }
+                }
         }
         for (k = 0; k < ns; k++) tfm__row_sums(acc[k], tail[k], r1 - rs[k] < 16 ? (int)(r1 - rs[k]) : 16, y + rs[k]);
     }
@@ -2013,7 +2003,8 @@ static void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_
 #endif
 
 /* K weight rows' dots with x in lockstep: one accumulator per row (as in the tiles: the same
-   sums) and a scalar tail; each row prefetches pf bytes ahead (0: none). */
+   sums) and a scalar tail, to acc[j * 16] and tail[j * 16] (see tfm__decode_rows); each row
+   prefetches pf bytes ahead (0: none). */
 TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
     const int64_t wb = t == TFM_TYPE_F16 || t == TFM_TYPE_BF16 ? 2 : 4; /* bytes per weight */
     tfm__vf s[TFM__STREAMS_MAX];
@@ -2021,7 +2012,7 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
     int j;
     for (j = 0; j < K; j++) {
         s[j] = tfm__vf_zero();
-        tail[j] = 0;
+        tail[j * 16] = 0;
     }
     for (k = 0; k + TFM__VL <= n; k += TFM__VL) {
         const tfm__vf xv = tfm__vf_load(x + k);
@@ -2034,8 +2025,8 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
         }
     }
     for (; k < n; k++)
-        for (j = 0; j < K; j++) tail[j] += tfm__weight1(t, w[j], k) * x[k];
-    for (j = 0; j < K; j++) acc[j] = s[j];
+        for (j = 0; j < K; j++) tail[j * 16] += tfm__weight1(t, w[j], k) * x[k];
+    for (j = 0; j < K; j++) acc[j * 16] = s[j];
 }
 
 /* Decode stream counts and prefetch distances per type, measured streaming TinyLlama-shaped
@@ -2043,7 +2034,7 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
    F16 with four prefetching streams 1.04-1.07 (two streams, no prefetch: 0.82-0.85); F32 is best
    as two streams without prefetch (0.96-1.0; prefetching, 0.77-0.81). */
 #define TFM__FROWS_K(name, t, pf) \
-    static void name(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) { \
+    TFM__INLINE void name(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) { \
         if (K == 1) tfm__frows_k(t, pf, (const float *)x, n, 1, w, acc, tail); \
         else if (K == 2) tfm__frows_k(t, pf, (const float *)x, n, 2, w, acc, tail); \
         else tfm__frows_k(t, pf, (const float *)x, n, 4, w, acc, tail); \
@@ -2415,7 +2406,7 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
 }
 
 /* K weight rows' dots with one quantized activation row xq (nb blocks), in lockstep: one
-   accumulator per row, as in the tiles (the same sums). Full groups first, so their loop knows
+   accumulator per row, as in the tiles (the same sums), to out[k * 16] (see tfm__decode_rows). Full groups first, so their loop knows
    its block count. */
 TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, __m512 *out, float *tail) {
     const int per = TFM__QG(q4);
@@ -2427,15 +2418,15 @@ TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K
     for (g = 0; g < full; g++) tfm__qstep(q4, K, w, g, per, xq, acc);
     if (full * per < nb) tfm__qstep(q4, K, w, full, (int)(nb - full * per), xq, acc);
     for (k = 0; k < K; k++) {
-        out[k] = acc[k];
-        tail[k] = 0;
+        out[k * 16] = acc[k];
+        tail[k * 16] = 0;
     }
 }
 
 /* Decode (see tfm__decode_rows): four prefetching streams streamed Q8_0 at 0.98-1.04 of the
    plain read rate, against 0.72-0.80 for one row after another. */
 #define TFM__QROWS_K(name, q4) \
-    static void name(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) { \
+    TFM__INLINE void name(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) { \
         if (K == 1) tfm__qrows_k(q4, (const unsigned char *)x, n, 1, w, acc, tail); \
         else tfm__qrows_k(q4, (const unsigned char *)x, n, 4, w, acc, tail); \
     }

@@ -88,7 +88,7 @@ def fmt(x): return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 def cell(v, ref):
     if v is None: return "-"
     return f"{fmt(v)} / {fmt(ref)} ({v / ref:.2f}x)"
-print("| shape | type | prefill t1 | decode t1 | prefill t2 | decode t2 | decode / bandwidth limit t1, t2 | start-up ms | peak RSS MB |")
+print("| shape | type | prefill t1 | decode t1 | prefill t2 | decode t2 | decode / bandwidth limit t1, t2 | start-up ms t1, t2 | peak RSS MB |")
 print("|---|---|---|---|---|---|---|---|---|")
 for (shape, typ), ref in REF.items():
     r1, r2 = runs.get((shape, typ, 1)), runs.get((shape, typ, 2))
@@ -96,8 +96,9 @@ for (shape, typ), ref in REF.items():
     g = lambda r, k: r[k] if r else None
     bw = " , ".join(f"{100 * r['bw_fraction']:.0f}% of {r['bw_limit_tps']:.3g} ({r['bandwidth_gbs']:.0f} GB/s)" for r in (r1, r2) if r)
     r0 = r1 or r2
+    up = ", ".join("%.0f" % r["startup_ms"] for r in (r1, r2) if r)
     print(f"| {NAMES[shape]} | {typ} | {cell(g(r1, 'prefill_tps'), ref[0])} | {cell(g(r1, 'decode_tps'), ref[1])} | "
-          f"{cell(g(r2, 'prefill_tps'), ref[2])} | {cell(g(r2, 'decode_tps'), ref[3])} | {bw} | {r0['startup_ms']:.0f} | {r0['peak_rss_mb']:.0f} |")
+          f"{cell(g(r2, 'prefill_tps'), ref[2])} | {cell(g(r2, 'decode_tps'), ref[3])} | {bw} | {up} | {r0['peak_rss_mb']:.0f} |")
 print()
 pol = next(iter(runs.values()))["omp_wait_policy"] if runs else "?"
 print(f"Medians of {n_suites} suite run(s). OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio). Machine: " + platform.machine() + ", " +

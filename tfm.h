@@ -1504,6 +1504,15 @@ TFM__REF void tfm__mix_ref(float *o, const float *p, const float *V, int64_t n, 
     for (i = 0; i < n; i++) tfm__axpy_ref(o, p[i], V + i * hd, hd);
 }
 
+/* p = softmax(p), n >= 1. */
+TFM__REF void tfm__softmax_ref(float *p, int64_t n) {
+    float max = p[0], sum = 0;
+    int64_t i;
+    for (i = 1; i < n; i++) max = p[i] > max ? p[i] : max;
+    for (i = 0; i < n; i++) { p[i] = TFM_EXPF(p[i] - max); sum += p[i]; }
+    for (i = 0; i < n; i++) p[i] /= sum;
+}
+
 /* Q8_0 weights . Q8_0 activations: integer sums per block, scaled by both block scales. */
 static float tfm__dot_q8_0_ref(const tfm_block_q8_0 *w, const tfm_block_q8_0 *x, int64_t nb) {
     float sum = 0;
@@ -1850,29 +1859,79 @@ static void tfm__scores(float *p, const float *q, const float *K, int64_t n, int
         }
     for (; i < n; i++) p[i] = tfm__dot_f32(q, K + i * hd, hd) * scale;
 }
+
+/* e^x for x <= 0 (softmax, after subtracting the max): x = k ln2 + r with |r| <= ln2 / 2, e^r
+   by its Taylor polynomial of degree 7 (truncation under 6e-9 relative), times 2^k by scalef.
+   Inputs below -87.3 give e^-87.3 (1e-38) instead of less: nothing a probability notices. */
+TFM__INLINE __m512 tfm__exp_neg(__m512 x) {
+    __m512 k, r, e;
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x); /* ln2 in two parts: k * hi is exact */
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    e = _mm512_set1_ps(1.0f / 5040);
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 720));
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 120));
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 24));
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 6));
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(e, k);
+}
+
+/* tfm__softmax_ref with the exponentials 16 at a time (masked at the end). */
+static void tfm__softmax(float *p, int64_t n) {
+    __m512 vmax = _mm512_set1_ps(p[0]), vsum = _mm512_setzero_ps(), m, sum;
+    int64_t i;
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        vmax = _mm512_mask_max_ps(vmax, k, vmax, _mm512_maskz_loadu_ps(k, p + i));
+    }
+    m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 e = tfm__exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m));
+        vsum = _mm512_mask_add_ps(vsum, k, vsum, e);
+        _mm512_mask_storeu_ps(p + i, k, e);
+    }
+    sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(p + i, k, _mm512_div_ps(_mm512_maskz_loadu_ps(k, p + i), sum));
+    }
+}
 #else
 static void tfm__scores(float *p, const float *q, const float *K, int64_t n, int64_t hd, float scale) {
     int64_t i;
     for (i = 0; i < n; i++) p[i] = tfm__dot_f32(q, K + i * hd, hd) * scale;
 }
+#define tfm__softmax tfm__softmax_ref
 #endif
+
+/* o[c .. c + NV vectors) = sum over the n keys of p[i] V[i][c ..]: the NV output vectors stay in
+   registers, each one sum in key order (as tfm__mix_ref's). */
+TFM__INLINE void tfm__mix_cols(float *o, const float *p, const float *V, int64_t n, int64_t hd, int64_t c, int NV) {
+    tfm__vf a[4];
+    int64_t i;
+    int j;
+    for (j = 0; j < NV; j++) a[j] = tfm__vf_zero();
+    for (i = 0; i < n; i++) {
+        const tfm__vf pi = tfm__vf_set1(p[i]);
+        const float *v = V + i * hd + c;
+        for (j = 0; j < NV; j++) a[j] = tfm__vf_fma(pi, tfm__vf_load(v + j * TFM__VL), a[j]);
+    }
+    for (j = 0; j < NV; j++) tfm__vf_store(o + c + j * TFM__VL, a[j]);
+}
 
 static void tfm__mix(float *o, const float *p, const float *V, int64_t n, int64_t hd) {
     int64_t c = 0, i;
-    for (; c + 4 * TFM__VL <= hd; c += 4 * TFM__VL) { /* 4 vectors of the output stay in registers */
-        tfm__vf a0 = tfm__vf_zero(), a1 = tfm__vf_zero(), a2 = tfm__vf_zero(), a3 = tfm__vf_zero();
-        for (i = 0; i < n; i++) {
-            const tfm__vf pi = tfm__vf_set1(p[i]);
-            const float *v = V + i * hd + c;
-            a0 = tfm__vf_fma(pi, tfm__vf_load(v), a0);
-            a1 = tfm__vf_fma(pi, tfm__vf_load(v + TFM__VL), a1);
-            a2 = tfm__vf_fma(pi, tfm__vf_load(v + 2 * TFM__VL), a2);
-            a3 = tfm__vf_fma(pi, tfm__vf_load(v + 3 * TFM__VL), a3);
-        }
-        tfm__vf_store(o + c, a0);
-        tfm__vf_store(o + c + TFM__VL, a1);
-        tfm__vf_store(o + c + 2 * TFM__VL, a2);
-        tfm__vf_store(o + c + 3 * TFM__VL, a3);
+    for (; c + 4 * TFM__VL <= hd; c += 4 * TFM__VL) tfm__mix_cols(o, p, V, n, hd, c, 4);
+    switch ((hd - c) / TFM__VL) { /* head sizes such as 48, 80 or 96 */
+    case 3: tfm__mix_cols(o, p, V, n, hd, c, 3); c += 3 * TFM__VL; break;
+    case 2: tfm__mix_cols(o, p, V, n, hd, c, 2); c += 2 * TFM__VL; break;
+    case 1: tfm__mix_cols(o, p, V, n, hd, c, 1); c += TFM__VL; break;
+    default: break;
     }
     if (c < hd) {
         memset(o + c, 0, (size_t)(hd - c) * sizeof(float));
@@ -1964,9 +2023,10 @@ TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y)
    read as S runs of 16-row units in lockstep, each run in memory order: S long sequential streams
    that prefetchers follow, and S independent chains of adds. Rows side by side instead (adjacent
    rows in lockstep) restart every stream at each row: on the Zen 5 this was tuned on they
-   streamed at half the rate. rows_k computes K = S (or 1, at the ends) rows' accumulators and
-   scalar tails into acc[k * 16] and tail[k * 16] (the unit's [stream][row] arrays). The driver
-   and the kernels are inlined into each type's product (constant rows_k), so K is a constant. */
+   streamed at half the rate. rows_k computes K <= S rows' accumulators and scalar tails (fewer
+   than S where a thread's chunk of rows has fewer than S units, or at its last row) into
+   acc[k * 16] and tail[k * 16] (the unit's [stream][row] arrays). The driver and the kernels are
+   inlined into each type's product (constant rows_k), and rows_k specializes each K. */
 #define TFM__STREAMS_MAX 4
 typedef void (*tfm__rows_k_fn)(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail);
 TFM__INLINE void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_t n, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
@@ -1983,14 +2043,13 @@ TFM__INLINE void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, i
         for (k = 0; k < S && k * run + u < units; k++) rs[ns++] = r0 + 16 * (k * run + u);
         for (i = 0; i < 16; i++) {
             const unsigned char *w[TFM__STREAMS_MAX];
+            const int nk = rs[ns - 1] + i < r1 ? ns : ns - 1; /* streams that have a row i */
             for (k = 0; k < ns; k++) w[k] = wd + (size_t)(rs[k] + i) * ws;
-            if (ns == S && rs[S - 1] + i < r1) rows_k(x, n, S, w, &acc[0][i], &tail[0][i]);
-            else
-                for (k = 0; k < ns; k++) {
-                    acc[k][i] = tfm__vf_zero();
-                    tail[k][i] = 0;
-                    if (rs[k] + i < r1) rows_k(x, n, 1, w + k, &acc[k][i], &tail[k][i]);
-                }
+            if (nk < ns) {
+                acc[ns - 1][i] = tfm__vf_zero();
+                tail[ns - 1][i] = 0;
+            }
+            if (nk > 0) rows_k(x, n, nk, w, &acc[0][i], &tail[0][i]);
         }
         for (k = 0; k < ns; k++) tfm__row_sums(acc[k], tail[k], r1 - rs[k] < 16 ? (int)(r1 - rs[k]) : 16, y + rs[k]);
     }
@@ -2037,6 +2096,7 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
     TFM__INLINE void name(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) { \
         if (K == 1) tfm__frows_k(t, pf, (const float *)x, n, 1, w, acc, tail); \
         else if (K == 2) tfm__frows_k(t, pf, (const float *)x, n, 2, w, acc, tail); \
+        else if (K == 3) tfm__frows_k(t, pf, (const float *)x, n, 3, w, acc, tail); \
         else tfm__frows_k(t, pf, (const float *)x, n, 4, w, acc, tail); \
     }
 #if defined(TFM__AVX512)
@@ -2179,6 +2239,7 @@ static void tfm__frows_bf16(const tfm_tensor *W, const float *x, int B, float *y
 #define tfm__axpy tfm__axpy_ref
 #define tfm__scores tfm__scores_ref
 #define tfm__mix tfm__mix_ref
+#define tfm__softmax tfm__softmax_ref
 #endif
 
 /* ---------------------------------------------------------------- SIMD quantized products */
@@ -2286,7 +2347,7 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i
 }
 
 /* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
-   the group's activation vectors are loaded once for all K rows. Each stream also prefetches
+   the group's activation vectors are loaded once for all K rows. Q8_0 streams also prefetch
    TFM__QPF bytes ahead. */
 #define TFM__QPF 2048
 TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, __m512 *acc) {
@@ -2302,7 +2363,7 @@ TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_
     for (k = 0; k < K; k++) {
         __m512i lo, hi, s;
         __m512 d;
-        TFM__PREFETCH(w[k] + off + TFM__QPF);
+        if (!q4) TFM__PREFETCH(w[k] + off + TFM__QPF);
         tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
         s = _mm512_dpbusd_epi32(s0, lo, xl);
         if (q4) s = _mm512_dpbusd_epi32(s, hi, xh);
@@ -2423,18 +2484,23 @@ TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K
     }
 }
 
-/* Decode (see tfm__decode_rows): four prefetching streams streamed Q8_0 at 0.98-1.04 of the
-   plain read rate, against 0.72-0.80 for one row after another. */
+/* Decode (see tfm__decode_rows). Q8_0: four prefetching streams streamed at 0.98-1.04 of the
+   plain read rate, against 0.72-0.80 for one row after another. Q4_0 reads one row after
+   another, unprefetched: its kernel is bound by its arithmetic (4.7-5 cycles per row and 4-block
+   group from L1), and four streams (with or without prefetch) ran 15-25% slower on rows held in
+   cache (stories15M), while from memory they gained less than the noise of a whole decode. */
 #define TFM__QROWS_K(name, q4) \
     TFM__INLINE void name(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) { \
         if (K == 1) tfm__qrows_k(q4, (const unsigned char *)x, n, 1, w, acc, tail); \
+        else if (K == 2) tfm__qrows_k(q4, (const unsigned char *)x, n, 2, w, acc, tail); \
+        else if (K == 3) tfm__qrows_k(q4, (const unsigned char *)x, n, 3, w, acc, tail); \
         else tfm__qrows_k(q4, (const unsigned char *)x, n, 4, w, acc, tail); \
     }
 TFM__QROWS_K(tfm__qrows_k_q8_0, 0)
 TFM__QROWS_K(tfm__qrows_k_q4_0, 1)
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    if (B == 1) tfm__decode_rows(4, q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
+    if (B == 1) tfm__decode_rows(q4 ? 1 : 4, q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
     else tfm__qrows_tiles(q4, c, W, B, y, ldy, r0, r1);
 }
 static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(0, c, W, B, y, ldy, r0, r1); }
@@ -2595,14 +2661,6 @@ static void tfm__rope(float *h, const float *cs, int rope_dim, int neox) {
 }
 
 /* Softmax in place; returns nothing, p sums to 1. */
-static void tfm__softmax(float *p, int64_t n) {
-    float max = p[0], sum = 0;
-    int64_t i;
-    for (i = 1; i < n; i++) max = p[i] > max ? p[i] : max;
-    for (i = 0; i < n; i++) { p[i] = TFM_EXPF(p[i] - max); sum += p[i]; }
-    for (i = 0; i < n; i++) p[i] /= sum;
-}
-
 static float tfm__silu(float x) { return x / (1.0f + TFM_EXPF(-x)); }
 
 /* GELU, tanh form (Hugging Face gelu_new), computed in float without table rounding. */

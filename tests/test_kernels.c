@@ -317,6 +317,28 @@ static void test_vector_kernels(void) {
         CHECK(ws <= TOL_SIMD, "attention scores SIMD vs plain C %.3g", ws);
         CHECK(wm <= TOL_SIMD, "attention mix SIMD vs plain C %.3g", wm);
     }
+    { /* softmax: 1..300 scores spread over [-s, s] for s up to 200 (so some exponentials
+         underflow), each probability within 1e-6 relative (plus 1e-12) of plain C's */
+        static float a[300], b[300];
+        static const float spreads[] = {0.01f, 1.0f, 30.0f, 200.0f};
+        double worst = 0, total_err = 0;
+        size_t sp;
+        for (sp = 0; sp < sizeof spreads / sizeof spreads[0]; sp++)
+            for (n = 1; n <= 300; n += (n < 40 ? 1 : 29)) {
+                double total = 0;
+                for (i = 0; i < n; i++) a[i] = b[i] = frand() * spreads[sp];
+                tfm__softmax(a, n);
+                tfm__softmax_ref(b, n);
+                for (i = 0; i < n; i++) {
+                    double e = fabs((double)a[i] - b[i]) / (1e-6 * b[i] + 1e-12);
+                    worst = e > worst ? e : worst;
+                    total += a[i];
+                }
+                total_err = fabs(total - 1) > total_err ? fabs(total - 1) : total_err;
+            }
+        CHECK(worst <= 1.0, "softmax SIMD vs plain C: %.3g of the tolerance", worst);
+        CHECK(total_err <= 1e-5, "softmax SIMD sums to 1 within %.3g", total_err);
+    }
 }
 
 /* The AVX-512 kernels quantize activations themselves: the same bytes and scales as the plain C

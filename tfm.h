@@ -2467,8 +2467,8 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
 }
 
 /* K weight rows' dots with one quantized activation row xq (nb blocks), in lockstep: one
-   accumulator per row, as in the tiles (the same sums), to out[k * 16] (see tfm__decode_rows). Full groups first, so their loop knows
-   its block count. */
+   accumulator per row, as in the tiles (the same sums), to out[k * 16] (see tfm__decode_rows).
+   Full groups first, so their loop knows its block count. */
 TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, __m512 *out, float *tail) {
     const int per = TFM__QG(q4);
     const int64_t full = nb / per;
@@ -2660,7 +2660,6 @@ static void tfm__rope(float *h, const float *cs, int rope_dim, int neox) {
     }
 }
 
-/* Softmax in place; returns nothing, p sums to 1. */
 static float tfm__silu(float x) { return x / (1.0f + TFM_EXPF(-x)); }
 
 /* GELU, tanh form (Hugging Face gelu_new), computed in float without table rounding. */

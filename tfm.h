@@ -1880,24 +1880,27 @@ TFM__INLINE __m512 tfm__exp_neg(__m512 x) {
     return _mm512_scalef_ps(e, k);
 }
 
+/* The lanes of a 16-wide step that hold one of the `left` remaining values. */
+TFM__INLINE __mmask16 tfm__lanes(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
+
 /* tfm__softmax_ref with the exponentials 16 at a time (masked at the end). */
 static void tfm__softmax(float *p, int64_t n) {
     __m512 vmax = _mm512_set1_ps(p[0]), vsum = _mm512_setzero_ps(), m, sum;
     int64_t i;
     for (i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 k = tfm__lanes(n - i);
         vmax = _mm512_mask_max_ps(vmax, k, vmax, _mm512_maskz_loadu_ps(k, p + i));
     }
     m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     for (i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 k = tfm__lanes(n - i);
         const __m512 e = tfm__exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p + i), m));
         vsum = _mm512_mask_add_ps(vsum, k, vsum, e);
         _mm512_mask_storeu_ps(p + i, k, e);
     }
     sum = _mm512_set1_ps(_mm512_reduce_add_ps(vsum));
     for (i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 k = tfm__lanes(n - i);
         _mm512_mask_storeu_ps(p + i, k, _mm512_div_ps(_mm512_maskz_loadu_ps(k, p + i), sum));
     }
 }
@@ -2026,7 +2029,8 @@ TFM__INLINE void tfm__row_sums(tfm__vf *acc, const float *tail, int m, float *y)
    streamed at half the rate. rows_k computes K <= S rows' accumulators and scalar tails (fewer
    than S where a thread's chunk of rows has fewer than S units, or at its last row) into
    acc[k * 16] and tail[k * 16] (the unit's [stream][row] arrays). The driver and the kernels are
-   inlined into each type's product (constant rows_k), and rows_k specializes each K. */
+   inlined into each type's product (constant rows_k), and each call passes a constant K, so
+   every K gets its own unrolled kernel. */
 #define TFM__STREAMS_MAX 4
 typedef void (*tfm__rows_k_fn)(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail);
 TFM__INLINE void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, int64_t n, const tfm_tensor *W, float *y, int64_t r0, int64_t r1) {
@@ -2049,7 +2053,11 @@ TFM__INLINE void tfm__decode_rows(int S, tfm__rows_k_fn rows_k, const void *x, i
                 acc[ns - 1][i] = tfm__vf_zero();
                 tail[ns - 1][i] = 0;
             }
-            if (nk > 0) rows_k(x, n, nk, w, &acc[0][i], &tail[0][i]);
+            /* a constant K per call (S is constant too, so no kernel is built for K > S) */
+            if (nk == S) rows_k(x, n, S, w, &acc[0][i], &tail[0][i]);
+            else if (S > 1 && nk == 1) rows_k(x, n, 1, w, &acc[0][i], &tail[0][i]);
+            else if (S > 2 && nk == 2) rows_k(x, n, 2, w, &acc[0][i], &tail[0][i]);
+            else if (S > 3 && nk == 3) rows_k(x, n, 3, w, &acc[0][i], &tail[0][i]);
         }
         for (k = 0; k < ns; k++) tfm__row_sums(acc[k], tail[k], r1 - rs[k] < 16 ? (int)(r1 - rs[k]) : 16, y + rs[k]);
     }
@@ -2092,20 +2100,19 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
    matrices from memory on one Zen 5 core (kernel time / plain read time of the same bytes):
    F16 with four prefetching streams 1.04-1.07 (two streams, no prefetch: 0.82-0.85); F32 is best
    as two streams without prefetch (0.96-1.0; prefetching, 0.77-0.81). */
-#define TFM__FROWS_K(name, t, pf) \
-    TFM__INLINE void name(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) { \
-        if (K == 1) tfm__frows_k(t, pf, (const float *)x, n, 1, w, acc, tail); \
-        else if (K == 2) tfm__frows_k(t, pf, (const float *)x, n, 2, w, acc, tail); \
-        else if (K == 3) tfm__frows_k(t, pf, (const float *)x, n, 3, w, acc, tail); \
-        else tfm__frows_k(t, pf, (const float *)x, n, 4, w, acc, tail); \
-    }
+TFM__INLINE void tfm__frows_k_f32(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
 #if defined(TFM__AVX512)
-TFM__FROWS_K(tfm__frows_k_f32, TFM__F32_SPLIT, 0)
+    tfm__frows_k(TFM__F32_SPLIT, 0, (const float *)x, n, K, w, acc, tail);
 #else
-TFM__FROWS_K(tfm__frows_k_f32, TFM_TYPE_F32, 0)
+    tfm__frows_k(TFM_TYPE_F32, 0, (const float *)x, n, K, w, acc, tail);
 #endif
-TFM__FROWS_K(tfm__frows_k_f16, TFM_TYPE_F16, 1024)
-TFM__FROWS_K(tfm__frows_k_bf16, TFM_TYPE_BF16, 1024)
+}
+TFM__INLINE void tfm__frows_k_f16(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
+    tfm__frows_k(TFM_TYPE_F16, 1024, (const float *)x, n, K, w, acc, tail);
+}
+TFM__INLINE void tfm__frows_k_bf16(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
+    tfm__frows_k(TFM_TYPE_BF16, 1024, (const float *)x, n, K, w, acc, tail);
+}
 
 TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, float *y, int64_t r0, int64_t r1) {
     if (t == TFM_TYPE_F16) tfm__decode_rows(4, tfm__frows_k_f16, x, W->ne[0], W, y, r0, r1);
@@ -2347,10 +2354,9 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i
 }
 
 /* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
-   the group's activation vectors are loaded once for all K rows. Q8_0 streams also prefetch
-   TFM__QPF bytes ahead. */
-#define TFM__QPF 2048
-TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, __m512 *acc) {
+   the group's activation vectors are loaded once for all K rows. Each row prefetches pf bytes
+   ahead (0: none). */
+TFM__INLINE void tfm__qstep(int q4, int pf, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, __m512 *acc) {
     const size_t off = (size_t)g * TFM__QG(q4) * (q4 ? 18 : 34);
     const unsigned char *xg = xq + (size_t)g * TFM__QGB(q4);
     const __m512i s0 = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128), xl = _mm512_loadu_si512(xg);
@@ -2363,7 +2369,7 @@ TFM__INLINE void tfm__qstep(int q4, int K, const unsigned char *const *w, int64_
     for (k = 0; k < K; k++) {
         __m512i lo, hi, s;
         __m512 d;
-        if (!q4) TFM__PREFETCH(w[k] + off + TFM__QPF);
+        if (pf) TFM__PREFETCH(w[k] + off + pf);
         tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
         s = _mm512_dpbusd_epi32(s0, lo, xl);
         if (q4) s = _mm512_dpbusd_epi32(s, hi, xh);
@@ -2469,15 +2475,15 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
 /* K weight rows' dots with one quantized activation row xq (nb blocks), in lockstep: one
    accumulator per row, as in the tiles (the same sums), to out[k * 16] (see tfm__decode_rows).
    Full groups first, so their loop knows its block count. */
-TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, __m512 *out, float *tail) {
+TFM__INLINE void tfm__qrows_k(int q4, int pf, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, __m512 *out, float *tail) {
     const int per = TFM__QG(q4);
     const int64_t full = nb / per;
     __m512 acc[TFM__STREAMS_MAX];
     int64_t g;
     int k;
     for (k = 0; k < K; k++) acc[k] = _mm512_setzero_ps();
-    for (g = 0; g < full; g++) tfm__qstep(q4, K, w, g, per, xq, acc);
-    if (full * per < nb) tfm__qstep(q4, K, w, full, (int)(nb - full * per), xq, acc);
+    for (g = 0; g < full; g++) tfm__qstep(q4, pf, K, w, g, per, xq, acc);
+    if (full * per < nb) tfm__qstep(q4, pf, K, w, full, (int)(nb - full * per), xq, acc);
     for (k = 0; k < K; k++) {
         out[k * 16] = acc[k];
         tail[k * 16] = 0;
@@ -2489,15 +2495,12 @@ TFM__INLINE void tfm__qrows_k(int q4, const unsigned char *xq, int64_t nb, int K
    another, unprefetched: its kernel is bound by its arithmetic (4.7-5 cycles per row and 4-block
    group from L1), and four streams (with or without prefetch) ran 15-25% slower on rows held in
    cache (stories15M), while from memory they gained less than the noise of a whole decode. */
-#define TFM__QROWS_K(name, q4) \
-    TFM__INLINE void name(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) { \
-        if (K == 1) tfm__qrows_k(q4, (const unsigned char *)x, n, 1, w, acc, tail); \
-        else if (K == 2) tfm__qrows_k(q4, (const unsigned char *)x, n, 2, w, acc, tail); \
-        else if (K == 3) tfm__qrows_k(q4, (const unsigned char *)x, n, 3, w, acc, tail); \
-        else tfm__qrows_k(q4, (const unsigned char *)x, n, 4, w, acc, tail); \
-    }
-TFM__QROWS_K(tfm__qrows_k_q8_0, 0)
-TFM__QROWS_K(tfm__qrows_k_q4_0, 1)
+TFM__INLINE void tfm__qrows_k_q8_0(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) {
+    tfm__qrows_k(0, 2048, (const unsigned char *)x, n, K, w, acc, tail);
+}
+TFM__INLINE void tfm__qrows_k_q4_0(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) {
+    tfm__qrows_k(1, 0, (const unsigned char *)x, n, K, w, acc, tail);
+}
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     if (B == 1) tfm__decode_rows(q4 ? 1 : 4, q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);

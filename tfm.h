@@ -1437,7 +1437,10 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    take chunks of weight rows (and KV heads in attention) and meet at a spinning barrier between
    steps (see "threads" below). */
 
-#if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__)
+/* AVX-512 means F, BW, DQ, VL with VNNI (int8 dot products) and VBMI (block gathers): Ice Lake,
+   Zen 4 and later. Earlier AVX-512 cores (Skylake-X) take the AVX2 kernels. */
+#if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && \
+    defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 #define TFM__AVX512 1
 #if defined(__GNUC__) && !defined(__clang__) && defined(__cplusplus)
 /* GCC's C++ front end warns inside the AVX-512 intrinsics (their "undefined" inputs) */
@@ -1446,18 +1449,12 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
-#if defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
-#define TFM__AVX512_INT 1 /* int8 dot products with VNNI, block gathers with VBMI */
-#endif
 #elif !defined(TFM_NO_SIMD) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define TFM__AVX2 1
 #include <immintrin.h>
 #elif !defined(TFM_NO_SIMD) && defined(__ARM_NEON) && defined(__aarch64__)
 #define TFM__NEON 1
 #include <arm_neon.h>
-#endif
-#if (defined(TFM__AVX512) && !defined(TFM__AVX512_INT)) || defined(TFM__AVX2)
-#define TFM__AVX2_INT 1 /* int8 dot products with AVX2 maddubs (also on AVX-512 without VNNI) */
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -2251,18 +2248,49 @@ static void tfm__frows_bf16(const tfm_tensor *W, const float *x, int B, float *y
 
 /* ---------------------------------------------------------------- SIMD quantized products */
 
-#if defined(TFM__AVX512_INT)
-/* Activation rows are laid out for the kernel when they are quantized. Groups of blocks, each:
-     Q8_0 weights, 2 blocks:  [64 int8 q][16 int32: -16 * sum(q) per block, 8 lanes each][16 float d, 8 lanes each]
-     Q4_0 weights, 4 blocks:  [64 int8: q[0..15] of blocks 0..3][64 int8: q[16..31] of blocks 0..3]
-                              [16 int32: -2 * sum(q) per block, 4 lanes each][16 float d, 4 lanes each]
-   VNNI multiplies unsigned by signed bytes, so weights enter as unsigned (Q8_0: q + 128, Q4_0:
-   the raw nibble) and the int32 accumulators start at minus the offset times the block's
-   activation sum: exact integer arithmetic, as in the plain kernels. A partial last group has
-   zero blocks. */
-#define TFM__QG(q4) ((q4) ? 4 : 2)       /* blocks per group */
-#define TFM__QGB(q4) ((q4) ? 256 : 192)  /* activation bytes per group */
+#if defined(TFM__AVX512) || defined(TFM__AVX2)
+/* Activation rows are laid out for the kernel when they are quantized, in groups of blocks that
+   fill one vector of TFM__VB bytes (AVX-512: 64, AVX2: 32) per operand:
+     Q8_0 weights, VB/32 blocks: [VB int8 q][AVX-512: VB of int32 offset terms][VB of float d]
+     Q4_0 weights, VB/16 blocks: [VB int8: q[0..15] of each block][VB int8: q[16..31] of each block]
+                                 [VB of int32 offset terms: -8 * sum(q) of a block over its lanes]
+                                 [VB of float d: each block's scale in its lanes]
+   Integer products multiply unsigned by signed bytes. VNNI's vpdpbusd sums them into int32: the
+   weights enter as unsigned (Q8_0: q + 128, Q4_0: the raw nibble) and each accumulator starts at
+   its lane's share of minus the offset times the block's activation sum. AVX2's vpmaddubsw sums
+   pairs into saturating int16: Q4_0 nibbles (<= 15) times |q| <= 127 stay far below that, with
+   the same offset terms; Q8_0 weights would not (255 * 127 * 2), so they enter as |w| and their
+   signs move onto the activations (|q| <= 127: the negation cannot overflow), no offset. Exact
+   integer arithmetic either way, as in the plain kernels. A partial last group has zero blocks. */
+#if defined(TFM__AVX512)
+typedef __m512i tfm__vi;
+#define TFM__VB 64
+#define TFM__QOFF8 1 /* Q8_0 products carry an offset term */
+#define tfm__vi_load(p) _mm512_loadu_si512((const void *)(p))
+#define tfm__vi_zero() _mm512_setzero_si512()
+#define tfm__vi_float(v) _mm512_cvtepi32_ps(v)
+#define tfm__vi_as_vf(v) _mm512_castsi512_ps(v)
+#define tfm__vf_as_vi(v) _mm512_castps_si512(v)
+#define tfm__vf_mul(a, b) _mm512_mul_ps(a, b)
+#else
+typedef __m256i tfm__vi;
+#define TFM__VB 32
+#define TFM__QOFF8 0
+#define tfm__vi_load(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define tfm__vi_zero() _mm256_setzero_si256()
+#define tfm__vi_float(v) _mm256_cvtepi32_ps(v)
+#define tfm__vi_as_vf(v) _mm256_castsi256_ps(v)
+#define tfm__vf_as_vi(v) _mm256_castps_si256(v)
+#define tfm__vf_mul(a, b) _mm256_mul_ps(a, b)
+#endif
+#define TFM__QG(q4) ((q4) ? TFM__VB / 16 : TFM__VB / 32)               /* blocks per group */
+#define TFM__QGB(q4) (((q4) ? 4 : 2 + TFM__QOFF8) * TFM__VB)           /* activation bytes per group */
+#define TFM__QXI(q4) ((q4) ? 2 * TFM__VB : TFM__VB)                    /* offset terms in a group */
+#define TFM__QXD(q4) (TFM__QGB(q4) - TFM__VB)                         /* scales in a group */
+#define TFM__QHAS_OFF(q4) ((q4) || TFM__QOFF8)
+#define TFM__QW(q4) ((q4) || !TFM__QOFF8 ? 3 : 2) /* panel vectors per row and group (tfm__qpack) */
 
+#if defined(TFM__AVX512)
 /* One block as tfm__quantize_q8_0 makes it, bit for bit (the same float operations in the same
    order: d = max|x| / 127, q = trunc(x * (1/d) +- 0.5)), plus the sum of q and d as a float. */
 TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_t *sum) {
@@ -2280,9 +2308,42 @@ TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_
     *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(ia, ib));
     *d = tfm_fp16_to_fp32(tfm_fp32_to_fp16(dd));
 }
+#else
+/* As the AVX-512 tfm__quantize_block, 8 values at a time (bit for bit tfm__quantize_q8_0). */
+TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_t *sum) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+    __m256 v[4], m;
+    __m256i iv[4], b;
+    __m128i s;
+    float amax, dd, id;
+    int i;
+    for (i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(x + 8 * i);
+    m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])), _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    {
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    }
+    dd = amax / 127.0f;
+    id = dd != 0 ? 1.0f / dd : 0.0f;
+    for (i = 0; i < 4; i++) {
+        const __m256 t = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
+        iv[i] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(t, sign), half)));
+    }
+    /* |q| <= 127: the saturating packs are exact; they interleave 4-byte runs across the lanes */
+    b = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
+    _mm256_storeu_si256((__m256i *)(void *)q, _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    b = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+    s = _mm_add_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    *sum = _mm_cvtsi128_si32(s);
+    *d = tfm_fp16_to_fp32(tfm_fp32_to_fp16(dd));
+}
+#endif
 
 static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned char *out) {
-    const int q4 = wt == TFM_TYPE_Q4_0, per = TFM__QG(q4), lanes = 16 / per;
+    const int q4 = wt == TFM_TYPE_Q4_0, per = TFM__QG(q4), lanes = TFM__VL / per;
     const int64_t nb = n / TFM_QK, ng = (nb + per - 1) / per;
     int64_t i;
     int j;
@@ -2294,20 +2355,21 @@ static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned c
         int32_t sum, init;
         float d;
         tfm__quantize_block(x + i * TFM_QK, blk.qs, &d, &sum);
-        init = q4 ? -2 * sum : -16 * sum;
+        init = (q4 ? -8 : -128) * sum / lanes; /* the offset (8 or 128) over the block's lanes */
         if (q4) {
             memcpy(g + 16 * k, blk.qs, 16);
-            memcpy(g + 64 + 16 * k, blk.qs + 16, 16);
+            memcpy(g + TFM__VB + 16 * k, blk.qs + 16, 16);
         } else {
             memcpy(g + 32 * k, blk.qs, 32);
         }
         for (j = 0; j < lanes; j++) {
-            memcpy(g + TFM__QGB(q4) - 128 + 4 * (k * lanes + j), &init, 4);
-            memcpy(g + TFM__QGB(q4) - 64 + 4 * (k * lanes + j), &d, 4);
+            if (TFM__QHAS_OFF(q4)) memcpy(g + TFM__QXI(q4) + 4 * (k * lanes + j), &init, 4);
+            memcpy(g + TFM__QXD(q4) + 4 * (k * lanes + j), &d, 4);
         }
     }
 }
 
+#if defined(TFM__AVX512)
 #define TFM__I16(a) a, a + 1, a + 2, a + 3, a + 4, a + 5, a + 6, a + 7, a + 8, a + 9, a + 10, a + 11, a + 12, a + 13, a + 14, a + 15
 /* Where each q byte of a group sits in the weight bytes (blocks are 34 / 18 bytes, scale first). */
 static const unsigned char tfm__q8_gather[64] = {TFM__I16(2), TFM__I16(18), TFM__I16(36), TFM__I16(52)};
@@ -2353,39 +2415,91 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i
     }
 }
 
-/* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
-   the group's activation vectors are loaded once for all K rows. Each row prefetches pf bytes
-   ahead (0: none). */
-TFM__INLINE void tfm__qstep(int q4, int pf, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, __m512 *acc) {
-    const size_t off = (size_t)g * TFM__QG(q4) * (q4 ? 18 : 34);
-    const unsigned char *xg = xq + (size_t)g * TFM__QGB(q4);
-    const __m512i s0 = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128), xl = _mm512_loadu_si512(xg);
-    const __m512i xh = q4 ? _mm512_loadu_si512(xg + 64) : xl;
-    const __m512 dx = _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64));
-    int k;
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC unroll 4
-#endif
-    for (k = 0; k < K; k++) {
-        __m512i lo, hi, s;
-        __m512 d;
-        if (pf) TFM__PREFETCH(w[k] + off + pf);
-        tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
-        s = _mm512_dpbusd_epi32(s0, lo, xl);
-        if (q4) s = _mm512_dpbusd_epi32(s, hi, xh);
-        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), dx), d, acc[k]);
-    }
+/* The integer dot of a weight group (tfm__qload's lo, hi) with an activation group (its q
+   vectors xl, xh and offset terms off), per lane. */
+TFM__INLINE __m512i tfm__qdot(int q4, __m512i lo, __m512i hi, __m512i xl, __m512i xh, __m512i off) {
+    const __m512i s = _mm512_dpbusd_epi32(off, lo, xl);
+    return q4 ? _mm512_dpbusd_epi32(s, hi, xh) : s;
 }
 
 #define TFM__QMR 8 /* weight rows per quantized register tile */
 #define TFM__QNR 3 /* activation rows per quantized register tile */
 #define TFM__QKG(q4) ((q4) ? 16 : 24) /* groups per k-block: 2048 / 1536 values, panels of 24 KB */
+/* Decode streams and prefetch distances (see tfm__decode_rows), measured on one Zen 5 core
+   streaming TinyLlama-shaped matrices from memory (kernel time / plain read time): Q8_0 four
+   prefetching streams 0.98-1.04, one row after another 0.72-0.80. Q4_0 is bound by its
+   arithmetic (4.7-5 cycles per row and 4-block group from L1): four streams (with or without
+   prefetch) ran 15-25% slower on rows held in cache (stories15M), while from memory they gained
+   less than the noise of a whole decode, so it reads one row after another. */
+#define TFM__QSTREAMS(q4) ((q4) ? 1 : 4)
+#define TFM__QPF(q4) ((q4) ? 0 : 2048)
+#else
+/* One weight row's group: Q4_0: the low nibbles of its (up to) two blocks in lo, the high ones
+   in hi; Q8_0: |q| in lo, q in hi; and the scales per lane. Never reads past the group's blocks. */
+TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m256i *lo, __m256i *hi, __m256 *d) {
+    uint16_t d0, d1 = 0;
+    memcpy(&d0, p, 2);
+    if (q4) {
+        const __m256i m = _mm256_set1_epi8(15);
+        __m128i b = _mm_setzero_si128();
+        __m256i q;
+        if (nblocks == 2) {
+            b = _mm_loadu_si128((const __m128i *)(const void *)(p + 20));
+            memcpy(&d1, p + 18, 2);
+        }
+        q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))), b, 1);
+        *lo = _mm256_and_si256(q, m);
+        *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m);
+        *d = _mm256_cvtph_ps(_mm_blend_epi32(_mm_set1_epi16((short)d0), _mm_set1_epi16((short)d1), 0xc));
+    } else {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2));
+        (void)nblocks;
+        *lo = _mm256_sign_epi8(q, q);
+        *hi = q;
+        *d = _mm256_cvtph_ps(_mm_set1_epi16((short)d0));
+    }
+}
+
+TFM__INLINE __m256i tfm__qdot(int q4, __m256i lo, __m256i hi, __m256i xl, __m256i xh, __m256i off) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (q4) return _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones), off);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_sign_epi8(xl, hi)), ones);
+}
+
+#define TFM__QMR 4
+#define TFM__QNR 2
+#define TFM__QKG(q4) 32 /* 2048 / 1024 values, panels of 12 KB */
+#define TFM__QSTREAMS(q4) ((q4) ? 1 : 4)
+#define TFM__QPF(q4) ((q4) ? 0 : 2048)
+#endif
+
+/* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
+   the group's activation vectors are loaded once for all K rows. Each row prefetches pf bytes
+   ahead (0: none). */
+TFM__INLINE void tfm__qstep(int q4, int pf, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, tfm__vf *acc) {
+    const size_t off = (size_t)g * TFM__QG(q4) * (q4 ? 18 : 34);
+    const unsigned char *xg = xq + (size_t)g * TFM__QGB(q4);
+    const tfm__vi xl = tfm__vi_load(xg), xh = q4 ? tfm__vi_load(xg + TFM__VB) : xl;
+    const tfm__vi s0 = TFM__QHAS_OFF(q4) ? tfm__vi_load(xg + TFM__QXI(q4)) : tfm__vi_zero();
+    const tfm__vf dx = tfm__vf_load((const float *)(const void *)(xg + TFM__QXD(q4)));
+    int k;
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC unroll 4
+#endif
+    for (k = 0; k < K; k++) {
+        tfm__vi lo, hi;
+        tfm__vf d;
+        if (pf) TFM__PREFETCH(w[k] + off + pf);
+        tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
+        acc[k] = tfm__vf_fma(tfm__vf_mul(tfm__vi_float(tfm__qdot(q4, lo, hi, xl, xh, s0)), dx), d, acc[k]);
+    }
+}
 
 /* The panel of a quantized weight tile: tfm__qload's vectors for groups g0 .. g0 + kg - 1 of each
-   row, panel[(g * MR + i) * QW + {0: lo, 1: hi (Q4_0 only), QW - 1: scales}], QW = 3 / 2. (Unpacking
-   in the first tile instead, as the float tiles do, was slower here.) */
-TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64_t g0, int64_t kg, int64_t nb, __m512i *panel) {
-    const int per = TFM__QG(q4), qw = q4 ? 3 : 2;
+   row, panel[(g * MR + i) * QW + {0: lo, 1: hi (when QW is 3), QW - 1: scales}]. (Unpacking
+   in the first tile instead, as the float tiles do, was slower on AVX-512.) */
+TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64_t g0, int64_t kg, int64_t nb, tfm__vi *panel) {
+    const int per = TFM__QG(q4), qw = TFM__QW(q4);
     const size_t wgb = (size_t)per * (q4 ? 18 : 34);
     int64_t g;
     int i;
@@ -2393,12 +2507,12 @@ TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64
         const int64_t gg = g0 + g;
         const int nblk = nb - gg * per < per ? (int)(nb - gg * per) : per;
         for (i = 0; i < MR; i++) {
-            __m512i *p = panel + (g * MR + i) * qw, lo, hi;
-            __m512 d;
+            tfm__vi *p = panel + (g * MR + i) * qw, lo, hi;
+            tfm__vf d;
             tfm__qload(q4, w[i] + (size_t)gg * wgb, nblk, &lo, &hi, &d);
             p[0] = lo;
-            if (q4) p[1] = hi;
-            p[qw - 1] = _mm512_castps_si512(d);
+            if (qw == 3) p[1] = hi;
+            p[qw - 1] = tfm__vf_as_vi(d);
         }
     }
 }
@@ -2406,31 +2520,30 @@ TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64
 /* acc[i * NR + j] += panel row i . activation row xa[j] over the panel's kg groups (from group
    g0): tfm__qstep's arithmetic, with a weight row's vectors held in registers for the tile's
    activation rows. */
-TFM__INLINE void tfm__qkern(int q4, const __m512i *panel, int64_t kg, const unsigned char *const *xa, int64_t g0, int MR, int NR, __m512 *acc) {
-    const int qw = q4 ? 3 : 2;
+TFM__INLINE void tfm__qkern(int q4, const tfm__vi *panel, int64_t kg, const unsigned char *const *xa, int64_t g0, int MR, int NR, tfm__vf *acc) {
+    const int qw = TFM__QW(q4);
     int64_t g;
     int i, j;
     for (g = 0; g < kg; g++) {
-        const __m512i *pw = panel + g * MR * qw;
+        const tfm__vi *pw = panel + g * MR * qw;
         const size_t xo = (size_t)(g0 + g) * TFM__QGB(q4);
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC unroll 8
 #endif
         for (i = 0; i < MR; i++) {
-            __m512i wl = pw[i * qw], wh = q4 ? pw[i * qw + 1] : wl;
-            __m512 wd = _mm512_castsi512_ps(pw[i * qw + qw - 1]);
+            tfm__vi wl = pw[i * qw], wh = qw == 3 ? pw[i * qw + 1] : wl;
+            tfm__vf wd = tfm__vi_as_vf(pw[i * qw + qw - 1]);
             TFM__KEEP(wl);
-            if (q4) TFM__KEEP(wh);
+            if (qw == 3) TFM__KEEP(wh);
             TFM__KEEP(wd);
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC unroll 8
 #endif
             for (j = 0; j < NR; j++) {
                 const unsigned char *xg = xa[j] + xo;
-                __m512i s = _mm512_loadu_si512(xg + TFM__QGB(q4) - 128);
-                s = _mm512_dpbusd_epi32(s, wl, _mm512_loadu_si512(xg));
-                if (q4) s = _mm512_dpbusd_epi32(s, wh, _mm512_loadu_si512(xg + 64));
-                acc[i * NR + j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(const void *)(xg + TFM__QGB(q4) - 64))), wd, acc[i * NR + j]);
+                const tfm__vi xl = tfm__vi_load(xg), xh = q4 ? tfm__vi_load(xg + TFM__VB) : xl;
+                const tfm__vi s = tfm__qdot(q4, wl, wh, xl, xh, TFM__QHAS_OFF(q4) ? tfm__vi_load(xg + TFM__QXI(q4)) : tfm__vi_zero());
+                acc[i * NR + j] = tfm__vf_fma(tfm__vf_mul(tfm__vi_float(s), tfm__vf_load((const float *)(const void *)(xg + TFM__QXD(q4)))), wd, acc[i * NR + j]);
             }
         }
     }
@@ -2444,8 +2557,8 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
     const size_t ws = tfm_type_row_size(W->type, in), xs = tfm__xq_row_bytes(in);
     const int bb = tfm__block_rows((int64_t)xs, NR, nkb);
     const unsigned char *wd = (const unsigned char *)W->data, *xq = (const unsigned char *)c->xq;
-    __m512i panel[MR * (3 * TFM__QKG(1) > 2 * TFM__QKG(0) ? 3 * TFM__QKG(1) : 2 * TFM__QKG(0))];
-    __m512 saved[(TFM__BBK / NR) * MR * NR];
+    tfm__vi panel[MR * (TFM__QW(1) * TFM__QKG(1) > TFM__QW(0) * TFM__QKG(0) ? TFM__QW(1) * TFM__QKG(1) : TFM__QW(0) * TFM__QKG(0))];
+    tfm__vf saved[(TFM__BBK / NR) * MR * NR];
     int64_t r, kb;
     int b0, b, i, j;
     for (b0 = 0; b0 < B; b0 += bb) {
@@ -2459,7 +2572,7 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
                 tfm__qpack(q4, wp, MR, g0, kg, nb, panel);
                 for (b = b0; b < b1; b += NR) {
                     const int nr = b1 - b < NR ? b1 - b : NR;
-                    __m512 acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
+                    tfm__vf acc[MR * NR], *sv = saved + (size_t)((b - b0) / NR) * MR * NR;
                     const unsigned char *xp[NR];
                     for (j = 0; j < NR; j++) xp[j] = xq + (size_t)(b + (j < nr ? j : nr - 1)) * xs;
                     tfm__tile_resume(acc, sv, MR * NR, kb);
@@ -2475,13 +2588,13 @@ TFM__INLINE void tfm__qrows_tiles(int q4, const tfm__mm_ctx *c, const tfm_tensor
 /* K weight rows' dots with one quantized activation row xq (nb blocks), in lockstep: one
    accumulator per row, as in the tiles (the same sums), to out[k * 16] (see tfm__decode_rows).
    Full groups first, so their loop knows its block count. */
-TFM__INLINE void tfm__qrows_k(int q4, int pf, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, __m512 *out, float *tail) {
+TFM__INLINE void tfm__qrows_k(int q4, int pf, const unsigned char *xq, int64_t nb, int K, const unsigned char *const *w, tfm__vf *out, float *tail) {
     const int per = TFM__QG(q4);
     const int64_t full = nb / per;
-    __m512 acc[TFM__STREAMS_MAX];
+    tfm__vf acc[TFM__STREAMS_MAX];
     int64_t g;
     int k;
-    for (k = 0; k < K; k++) acc[k] = _mm512_setzero_ps();
+    for (k = 0; k < K; k++) acc[k] = tfm__vf_zero();
     for (g = 0; g < full; g++) tfm__qstep(q4, pf, K, w, g, per, xq, acc);
     if (full * per < nb) tfm__qstep(q4, pf, K, w, full, (int)(nb - full * per), xq, acc);
     for (k = 0; k < K; k++) {
@@ -2490,72 +2603,28 @@ TFM__INLINE void tfm__qrows_k(int q4, int pf, const unsigned char *xq, int64_t n
     }
 }
 
-/* Decode (see tfm__decode_rows). Q8_0: four prefetching streams streamed at 0.98-1.04 of the
-   plain read rate, against 0.72-0.80 for one row after another. Q4_0 reads one row after
-   another, unprefetched: its kernel is bound by its arithmetic (4.7-5 cycles per row and 4-block
-   group from L1), and four streams (with or without prefetch) ran 15-25% slower on rows held in
-   cache (stories15M), while from memory they gained less than the noise of a whole decode. */
-TFM__INLINE void tfm__qrows_k_q8_0(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) {
-    tfm__qrows_k(0, 2048, (const unsigned char *)x, n, K, w, acc, tail);
+TFM__INLINE void tfm__qrows_k_q8_0(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
+    tfm__qrows_k(0, TFM__QPF(0), (const unsigned char *)x, n, K, w, acc, tail);
 }
-TFM__INLINE void tfm__qrows_k_q4_0(const void *x, int64_t n, int K, const unsigned char *const *w, __m512 *acc, float *tail) {
-    tfm__qrows_k(1, 0, (const unsigned char *)x, n, K, w, acc, tail);
+TFM__INLINE void tfm__qrows_k_q4_0(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
+    tfm__qrows_k(1, TFM__QPF(1), (const unsigned char *)x, n, K, w, acc, tail);
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    if (B == 1) tfm__decode_rows(q4 ? 1 : 4, q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
+    if (B == 1) tfm__decode_rows(TFM__QSTREAMS(q4), q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
     else tfm__qrows_tiles(q4, c, W, B, y, ldy, r0, r1);
 }
 static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(0, c, W, B, y, ldy, r0, r1); }
 static void tfm__qrows_q4_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(1, c, W, B, y, ldy, r0, r1); }
 #define TFM__HAVE_QROWS 1
 
-#elif defined(TFM__AVX2_INT) || defined(TFM__NEON)
+#elif defined(TFM__NEON)
 /* Activations stay plain Q8_0 blocks; one block of 32 products per step. */
 static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned char *out) {
     (void)wt;
     tfm__quantize_q8_0(x, (tfm_block_q8_0 *)(void *)out, n);
 }
 
-#if defined(TFM__AVX2_INT)
-#ifdef __F16C__
-#define TFM__H2F(h) _cvtsh_ss(h)
-#else
-#define TFM__H2F(h) tfm_fp16_to_fp32(h)
-#endif
-/* Sum of 32 products of signed bytes, as 8 int32: maddubs needs an unsigned operand, so the
-   weights' signs move onto the activations (|w| <= 128, |x| <= 127: no saturation). */
-TFM__INLINE __m256i tfm__dot32_avx2(__m256i w, __m256i x) {
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-TFM__INLINE __m256i tfm__q4_bytes_avx2(const uint8_t *qs) { /* 32 weights - 8, in element order */
-    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)qs), m = _mm_set1_epi8(15);
-    const __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
-}
-
-TFM__INLINE float tfm__qdot(int q4, const unsigned char *w, const tfm_block_q8_0 *x, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i;
-    for (i = 0; i < nb; i++) {
-        const unsigned char *blk = w + (size_t)i * (q4 ? 18 : 34);
-        uint16_t dw;
-        __m256i wv, s;
-        memcpy(&dw, blk, 2);
-        wv = q4 ? tfm__q4_bytes_avx2(blk + 2) : _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
-        s = tfm__dot32_avx2(wv, _mm256_loadu_si256((const __m256i *)(const void *)x[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(TFM__H2F(dw) * TFM__H2F(x[i].d)), acc);
-    }
-    {
-        __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-        r = _mm_add_ss(r, _mm_movehdup_ps(r));
-        return _mm_cvtss_f32(r);
-    }
-}
-#else /* NEON */
 TFM__INLINE int32x4_t tfm__dot16_neon(int32x4_t acc, int8x16_t a, int8x16_t b) {
 #if defined(__ARM_FEATURE_DOTPROD)
     return vdotq_s32(acc, a, b);
@@ -2589,7 +2658,6 @@ TFM__INLINE float tfm__qdot(int q4, const unsigned char *w, const tfm_block_q8_0
     }
     return vaddvq_f32(acc);
 }
-#endif
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t in = W->ne[0], nb = in / TFM_QK;

@@ -29,6 +29,12 @@ for cc in gcc clang; do
     cxx=$([ $cc = gcc ] && echo g++ || echo clang++)
     check "$cxx C++" sh -c "printf '%s\n' '$impl' | $cxx -x c++ -Wall -Wextra -pedantic -I. -c -o /dev/null -"
     check "$cc C99 -fopenmp" sh -c "printf '%s\n' '$impl' | $cc -x c -std=c99 -fopenmp -Wall -Wextra -pedantic -I. -c -o /dev/null - 2>&1 | grep -v 'unsupported option' || true"
+    if [ "$(uname -m)" = x86_64 ]; then # each SIMD path compiles wherever the tests run (only one of them can run here)
+        for isa in "icelake-server TFM__AVX512" "skylake-avx512 TFM__AVX2" "haswell TFM__AVX2"; do
+            set -- $isa
+            check "$cc -march=$1 ($2)" sh -c "printf '%s\n#ifndef $2\n#error not $2\n#endif\n' '$impl' | $cc -x c -std=c99 -march=$1 -O2 -Wall -Wextra -pedantic -I. -c -o /dev/null - && printf '%s\n' '$impl' | $cxx -x c++ -march=$1 -O2 -Wall -Wextra -pedantic -I. -c -o /dev/null -"
+        done
+    fi
     check "$cc TFM_NO_STDIO + allocator" sh -c "printf '%s\n' '$nostdio' | $cc -x c -std=c99 -Wall -Wextra -pedantic -I. -c -o /dev/null -"
 done
 exit $fail

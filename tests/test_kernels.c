@@ -26,10 +26,8 @@ static float frand(void) { /* uniform in [-1, 1) */
 }
 
 static const char *ISA =
-#if defined(TFM__AVX512_INT)
+#if defined(TFM__AVX512)
     "AVX-512 + VNNI/VBMI";
-#elif defined(TFM__AVX512)
-    "AVX-512 (int8 via AVX2)";
 #elif defined(TFM__AVX2)
     "AVX2 + FMA + F16C";
 #elif defined(TFM__NEON)
@@ -142,6 +140,10 @@ static void random_matrix(tfm_type type, int64_t in, int64_t out, unsigned char 
         for (i = 0; i < in; i++) row[i] = frand();
         if (r == 1 && in >= 4) row[3] = 0, row[2] = 3.5f; /* some variety in block scales */
         tfm_quantize_row(type, row, buf + (size_t)r * rs, in);
+        if (type == TFM_TYPE_Q8_0 && r % 3 == 2) { /* -128: the quantizer never makes it, a file may hold it */
+            tfm_block_q8_0 *b = (tfm_block_q8_0 *)(void *)(buf + (size_t)r * rs);
+            b[0].qs[1] = b[0].qs[30] = -128;
+        }
     }
     free(row);
 }
@@ -341,27 +343,45 @@ static void test_vector_kernels(void) {
     }
 }
 
-/* The AVX-512 kernels quantize activations themselves: the same bytes and scales as the plain C
-   quantizer, exactly (halfway cases and zero blocks included). */
+/* The AVX-512 and AVX2 kernels quantize activations themselves, into their own layout (tfm.h,
+   "SIMD quantized products"): the same bytes and scales as the plain C quantizer, exactly
+   (halfway cases and zero blocks included), each where the layout puts it, with the offset terms
+   of each block summing to -8 (Q4_0) or -128 (Q8_0 on AVX-512) times the sum of its bytes. */
 static void test_act_quantizer(void) {
-#if defined(TFM__AVX512_INT)
-    float x[64 * 32];
-    unsigned char *prep = (unsigned char *)malloc(tfm__xq_row_bytes(64 * 32));
-    tfm_block_q8_0 ref[64];
-    int i, j, same = 1;
-    for (i = 0; i < 64 * 32; i++) x[i] = frand() * (float)(1 + i % 5);
+#if defined(TFM__AVX512) || defined(TFM__AVX2)
+    enum { NB = 64 };
+    float x[NB * 32];
+    unsigned char *prep = (unsigned char *)malloc(tfm__xq_row_bytes(NB * 32));
+    tfm_block_q8_0 ref[NB];
+    int i, j, q4, same = 1, offsets = 1;
+    for (i = 0; i < NB * 32; i++) x[i] = frand() * (float)(1 + i % 5);
     for (j = 0; j < 32; j++) x[32 + j] = (float)(j - 16) * 0.5f;    /* halves after scaling: ties */
     for (j = 0; j < 32; j++) x[64 + j] = 0.0f;                       /* d = 0 */
     x[96] = -1e-30f;                                                 /* a tiny block */
-    tfm_quantize_row(TFM_TYPE_Q8_0, x, ref, 64 * 32);
-    tfm__quantize_act(TFM_TYPE_Q8_0, x, 64 * 32, prep);
-    for (i = 0; i < 64; i++) {
-        const unsigned char *g = prep + (size_t)(i / 2) * 192;
-        float d;
-        memcpy(&d, g + 128 + 4 * 8 * (i % 2), 4);
-        same &= memcmp(g + 32 * (i % 2), ref[i].qs, 32) == 0 && d == tfm_fp16_to_fp32(ref[i].d);
+    tfm_quantize_row(TFM_TYPE_Q8_0, x, ref, NB * 32);
+    for (q4 = 0; q4 <= 1; q4++) {
+        const int per = TFM__QG(q4), lanes = TFM__VL / per;
+        tfm__quantize_act(q4 ? TFM_TYPE_Q4_0 : TFM_TYPE_Q8_0, x, NB * 32, prep);
+        for (i = 0; i < NB; i++) {
+            const unsigned char *g = prep + (size_t)(i / per) * TFM__QGB(q4);
+            const int k = i % per;
+            int32_t sum = 0, off = 0, t;
+            float d;
+            memcpy(&d, g + TFM__QXD(q4) + 4 * lanes * k, 4);
+            same &= d == tfm_fp16_to_fp32(ref[i].d);
+            if (q4) same &= memcmp(g + 16 * k, ref[i].qs, 16) == 0 && memcmp(g + TFM__VB + 16 * k, ref[i].qs + 16, 16) == 0;
+            else same &= memcmp(g + 32 * k, ref[i].qs, 32) == 0;
+            if (!TFM__QHAS_OFF(q4)) continue;
+            for (j = 0; j < 32; j++) sum += ref[i].qs[j];
+            for (j = 0; j < lanes; j++) {
+                memcpy(&t, g + TFM__QXI(q4) + 4 * (lanes * k + j), 4);
+                off += t;
+            }
+            offsets &= off == (q4 ? -8 : -128) * sum;
+        }
+        CHECK(same, "%s activation quantizer (%s layout) differs from tfm_quantize_row", ISA, q4 ? "Q4_0" : "Q8_0");
+        CHECK(offsets, "%s activation offsets (%s layout) are not the offset times the block sums", ISA, q4 ? "Q4_0" : "Q8_0");
     }
-    CHECK(same, "AVX-512 activation quantizer differs from tfm_quantize_row");
     free(prep);
 #endif
 }

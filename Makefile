@@ -10,7 +10,7 @@ PROMPT   ?= And God said
 N        ?= 120
 
 EXAMPLES := $(B)/run
-TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train
+TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train $(B)/kernel-bench
 
 KERNEL_TESTS := $(B)/test_kernels $(if $(filter x86_64 amd64,$(shell uname -m)),$(B)/test_kernels_avx2)
 TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler $(B)/test_train $(B)/test_train_grad $(B)/test_train_tfm $(B)/test_noalloc $(KERNEL_TESTS)

@@ -2094,9 +2094,17 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
 }
 
 /* Decode stream counts and prefetch distances per type, measured streaming TinyLlama-shaped
-   matrices from memory on one Zen 5 core (kernel time / plain read time of the same bytes):
-   F16 with four prefetching streams 1.04-1.07 (two streams, no prefetch: 0.82-0.85); F32 is best
-   as two streams without prefetch (0.96-1.0; prefetching, 0.77-0.81). */
+   matrices from memory on one core (kernel time / plain read time of the same bytes). Zen 5
+   (AVX-512): F16 with four prefetching streams 1.04-1.07 (two streams, no prefetch: 0.82-0.85);
+   F32 is best as two streams without prefetch (0.96-1.0; prefetching, 0.77-0.81). Zen 3 (AVX2,
+   tools/kernel-bench, four-stream plain read): F32 four streams without prefetch 0.98-1.0 (two:
+   0.84-0.85; prefetching 1-2 KB ahead 0.82-0.90), F16 four streams 0.87-0.92 with or without
+   prefetch (two: 0.69-0.75). */
+#if defined(TFM__AVX512)
+#define TFM__F32_STREAMS 2
+#else
+#define TFM__F32_STREAMS 4
+#endif
 TFM__INLINE void tfm__frows_k_f32(const void *x, int64_t n, int K, const unsigned char *const *w, tfm__vf *acc, float *tail) {
 #if defined(TFM__AVX512)
     tfm__frows_k(TFM__F32_SPLIT, 0, (const float *)x, n, K, w, acc, tail);
@@ -2114,7 +2122,7 @@ TFM__INLINE void tfm__frows_k_bf16(const void *x, int64_t n, int K, const unsign
 TFM__INLINE void tfm__frows1(tfm_type t, const tfm_tensor *W, const float *x, float *y, int64_t r0, int64_t r1) {
     if (t == TFM_TYPE_F16) tfm__decode_rows(4, tfm__frows_k_f16, x, W->ne[0], W, y, r0, r1);
     else if (t == TFM_TYPE_BF16) tfm__decode_rows(4, tfm__frows_k_bf16, x, W->ne[0], W, y, r0, r1);
-    else tfm__decode_rows(2, tfm__frows_k_f32, x, W->ne[0], W, y, r0, r1);
+    else tfm__decode_rows(TFM__F32_STREAMS, tfm__frows_k_f32, x, W->ne[0], W, y, r0, r1);
 }
 
 /* Prefill cache blocking. A weight tile (MR rows) is widened to float once per k-block into a

@@ -60,32 +60,39 @@ static double decode_bytes(const tfm_model *m) {
     return total;
 }
 
-/* Read bandwidth in GB/s: best of several passes over a 512 MB buffer (far beyond the caches),
-   the threads splitting it, reading with the widest loads the compiler targets. */
-#if defined(__AVX512F__)
+/* Read bandwidth in GB/s: the best of several passes over a 512 MB buffer (far beyond the
+   caches), the threads splitting it, reading each 256 KB chunk either as one sequential stream
+   or as four streams in lockstep (as the decode kernels read weight rows). On a Zen 3 the four
+   streams read 20-25% faster than one, and the kernels beat a one-stream measurement. */
+#if defined(__AVX2__)
 #include <immintrin.h>
-#define BW_STEP 32 /* floats per iteration: two 256-bit loads twice (the kernels' own pattern) */
-static float bw_chunk(const float *p, size_t n) {
-    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
+static float bw_chunk(const float *p, size_t n, int streams) {
+    const size_t run = n / (size_t)streams;
+    __m256 a[4];
     float out[8];
     size_t i;
-    for (i = 0; i + BW_STEP <= n; i += BW_STEP) {
-        a = _mm256_add_ps(a, _mm256_loadu_ps(p + i));
-        b = _mm256_add_ps(b, _mm256_loadu_ps(p + i + 8));
-        c = _mm256_add_ps(c, _mm256_loadu_ps(p + i + 16));
-        d = _mm256_add_ps(d, _mm256_loadu_ps(p + i + 24));
-    }
-    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    int s;
+    for (s = 0; s < 4; s++) a[s] = _mm256_setzero_ps();
+    for (i = 0; i + 16 <= run; i += 16)
+        for (s = 0; s < streams; s++) {
+            const float *q = p + (size_t)s * run + i;
+            a[s & 3] = _mm256_add_ps(a[s & 3], _mm256_add_ps(_mm256_loadu_ps(q), _mm256_loadu_ps(q + 8)));
+        }
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
     return out[0];
 }
 #else
-static float bw_chunk(const float *p, size_t n) { /* 8 independent sums: compilers vectorize this */
-    float s[8] = {0};
+static float bw_chunk(const float *p, size_t n, int streams) { /* 8 sums per stream: compilers vectorize this */
+    const size_t run = n / (size_t)streams;
+    float a[4][8] = {{0}};
     size_t i;
-    int j;
-    for (i = 0; i + 8 <= n; i += 8)
-        for (j = 0; j < 8; j++) s[j] += p[i + j];
-    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+    int s, j;
+    for (i = 0; i + 8 <= run; i += 8)
+        for (s = 0; s < streams; s++)
+            for (j = 0; j < 8; j++) a[s & 3][j] += p[(size_t)s * run + i + j];
+    for (s = 1; s < 4; s++)
+        for (j = 0; j < 8; j++) a[0][j] += a[s][j];
+    return a[0][0] + a[0][1] + a[0][2] + a[0][3] + a[0][4] + a[0][5] + a[0][6] + a[0][7];
 }
 #endif
 
@@ -107,13 +114,13 @@ static double measure_bandwidth(int threads) {
     if (!buf) return 0;
     memset(buf, 0, n);
     (void)threads;
-    for (pass = 0; pass < 6; pass++) {
+    for (pass = 0; pass < 8; pass++) {
         double t0 = now_s(), dt;
         float acc = 0;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : acc)
 #endif
-        for (c = 0; c < (long)(count / chunk); c++) acc += bw_chunk(buf + (size_t)c * chunk, chunk);
+        for (c = 0; c < (long)(count / chunk); c++) acc += bw_chunk(buf + (size_t)c * chunk, chunk, pass % 2 ? 4 : 1);
         dt = now_s() - t0;
         sink += acc;
         if ((double)n / dt > best) best = (double)n / dt;

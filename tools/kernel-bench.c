@@ -6,7 +6,7 @@
  * Runs y = W x for M weight matrices of OUT x IN (so M x the bytes of one can exceed the caches:
  * decode reads each weight once per token) with B activation rows (1: decode, more: prefill
  * tiles), R times after one warm-up, and between the runs reads the same weight bytes with
- * plain vector loads. Prints one line: multiply-adds/s, the kernel's weight bytes/s, the plain
+ * plain loads. Prints one line: multiply-adds/s, the kernel's weight bytes/s, the plain
  * read's bytes/s, and their ratio (kernel / read; 1.0 means the kernel streams its weights as
  * fast as a plain read of them). Runs alternate so both see the same moment of a shared host.
  */
@@ -31,17 +31,20 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)(rng >> 40) / 8388608.0f - 1.0f;
 }
 
-/* Sums the bytes as 64-bit words in four chains: a plain read the compiler vectorizes. */
+/* Reads the bytes as 64-bit words in four streams in lockstep (each a quarter of the bytes, in
+   order), the way the decode kernels read weight rows: on a Zen 3 that read 20-25% faster than
+   one sequential stream. */
 static uint64_t plain_read(const unsigned char *p, size_t n) {
-    uint64_t s[4] = {0, 0, 0, 0}, w;
+    const size_t run = n / 4 / 32 * 32;
+    uint64_t s[4] = {0, 0, 0, 0}, w[4];
     size_t i;
-    for (i = 0; i + 32 <= n; i += 32) {
-        int k;
-        for (k = 0; k < 4; k++) {
-            memcpy(&w, p + i + 8 * k, 8);
-            s[k] += w;
-        }
-    }
+    int k, j;
+    for (i = 0; i < run; i += 32)
+        for (k = 0; k < 4; k++)
+            for (j = 0; j < 4; j++) {
+                memcpy(&w[j], p + (size_t)k * run + i + 8 * (size_t)j, 8);
+                s[j] += w[j];
+            }
     return s[0] + s[1] + s[2] + s[3];
 }
 

@@ -156,6 +156,9 @@ TFMDEF uint16_t tfm_fp32_to_bf16(float f);     /* round to nearest even, NaN kep
 /* Converts n floats (a multiple of 32 for quantized types) into `type`'s row layout. */
 TFMDEF tfm_result tfm_quantize_row(tfm_type type, const float *x, void *dst, int64_t n);
 TFMDEF tfm_result tfm_dequantize_row(tfm_type type, const void *src, float *y, int64_t n);
+/* The kernels this build selected at compile time: "AVX-512" (with VNNI and VBMI), "AVX2" (with
+   FMA and F16C), "NEON" or "plain C". */
+TFMDEF const char *tfm_kernels(void);
 
 /* ===================================================================== GGUF */
 
@@ -2688,6 +2691,18 @@ static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, fl
 static void tfm__qrows_q4_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(1, c, W, B, y, ldy, r0, r1); }
 #define TFM__HAVE_QROWS 1
 #endif
+
+TFMDEF const char *tfm_kernels(void) {
+#if defined(TFM__AVX512)
+    return "AVX-512";
+#elif defined(TFM__AVX2)
+    return "AVX2";
+#elif defined(TFM__NEON)
+    return "NEON";
+#else
+    return "plain C";
+#endif
+}
 
 /* ---------------------------------------------------------------- matrix product */
 

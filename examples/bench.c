@@ -9,9 +9,11 @@
  * threads   : THREADS is the most the session uses (tfm_session_config.threads_fixed); -f fixes
  *             it. decode_threads is the mean thread count of the measured decode evals.
  * bandwidth : the machine's read bandwidth, measured here with THREADS threads on a buffer far
- *             larger than the caches; bw_limit_tps = bandwidth / weight bytes read per decoded
- *             token (every matrix once, plus one embedding row), and bw_fraction = decode / limit.
+ *             larger than the caches (best of one- and four-stream reads); bw_limit_tps =
+ *             bandwidth / weight bytes read per decoded token (every matrix once, plus one
+ *             embedding row), and bw_fraction = decode / limit.
  * peak_rss  : getrusage's maximum resident set (mapped weight pages count once touched).
+ * cpu, kernels: where it ran (/proc/cpuinfo) and the kernels tfm.h selected (tfm_kernels()).
  * Token ids are a fixed pseudo-random sequence: speed does not depend on the text.
  */
 #define _DEFAULT_SOURCE 1 /* clock_gettime, getrusage, mmap, madvise */
@@ -134,6 +136,30 @@ static double measure_bandwidth(int threads) {
     return best / 1e9;
 }
 
+/* The CPU's name and family as /proc/cpuinfo gives them (Linux), so a saved line says where it
+   ran; "?" elsewhere. Quotes and backslashes are left out (the line is JSON). */
+static void cpu_name(char *out, size_t cap) {
+    char line[256], name[128] = "?", family[16] = "?";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    size_t n = 0;
+    const char *p;
+    if (f) {
+        while (fgets(line, sizeof line, f)) {
+            char *v = strchr(line, ':');
+            if (!v) continue;
+            v += strspn(v + 1, " \t") + 1;
+            v[strcspn(v, "\n")] = 0;
+            if (!strncmp(line, "model name", 10) && name[0] == '?') snprintf(name, sizeof name, "%s", v);
+            else if (!strncmp(line, "cpu family", 10) && family[0] == '?') snprintf(family, sizeof family, "%s", v);
+        }
+        fclose(f);
+    }
+    for (p = name; *p && n + 1 < cap; p++)
+        if (*p != '"' && *p != '\\') out[n++] = *p;
+    out[n] = 0;
+    if (family[0] != '?') snprintf(out + n, cap - n, " (family %s)", family);
+}
+
 static void fill_tokens(int32_t *tok, int n, int32_t n_vocab) {
     uint32_t s = 12345u;
     int i;
@@ -149,6 +175,7 @@ int main(int argc, char **argv) {
     tfm_session_config cfg;
     int32_t *tok;
     double t0, startup_ms, pp[32], tg[32], bw, bytes, pp_tps, tg_tps;
+    char cpu[160];
     struct rusage ru;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) path = argv[++i];
@@ -197,10 +224,11 @@ int main(int argc, char **argv) {
     tg_tps = n_gen / median(tg, reps);
     bytes = decode_bytes(&m);
     bw = measure_bandwidth(s.cfg.n_threads);
-    printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"threads_fixed\": %d, \"decode_threads\": %.2f, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
+    cpu_name(cpu, sizeof cpu);
+    printf("{\"model\": \"%s\", \"cpu\": \"%s\", \"kernels\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"threads_fixed\": %d, \"decode_threads\": %.2f, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
            "\"prefill_tps\": %.1f, \"decode_tps\": %.2f, \"startup_ms\": %.1f, \"weight_bytes_per_token\": %.0f, "
            "\"bandwidth_gbs\": %.1f, \"bw_limit_tps\": %.2f, \"bw_fraction\": %.3f, \"peak_rss_mb\": %.1f}\n",
-           path, tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, fixed, (double)threads_used / ((double)reps * n_gen), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
+           path, cpu, tfm_kernels(), tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, fixed, (double)threads_used / ((double)reps * n_gen), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
            bytes, bw, bw * 1e9 / bytes, tg_tps * bytes / (bw * 1e9), (double)ru.ru_maxrss / 1024.0);
     free(tok);
     tfm_session_free(&s);

@@ -25,16 +25,6 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)(rng >> 40) / 8388608.0f - 1.0f;
 }
 
-static const char *ISA =
-#if defined(TFM__AVX512)
-    "AVX-512 + VNNI/VBMI";
-#elif defined(TFM__AVX2)
-    "AVX2 + FMA + F16C";
-#elif defined(TFM__NEON)
-    "NEON";
-#else
-    "plain C only";
-#endif
 
 static void test_fp16(void) {
     static const struct { float f; uint16_t h; } cases[] = {
@@ -379,8 +369,8 @@ static void test_act_quantizer(void) {
             }
             offsets &= off == (q4 ? -8 : -128) * sum;
         }
-        CHECK(same, "%s activation quantizer (%s layout) differs from tfm_quantize_row", ISA, q4 ? "Q4_0" : "Q8_0");
-        CHECK(offsets, "%s activation offsets (%s layout) are not the offset times the block sums", ISA, q4 ? "Q4_0" : "Q8_0");
+        CHECK(same, "%s activation quantizer (%s layout) differs from tfm_quantize_row", tfm_kernels(), q4 ? "Q4_0" : "Q8_0");
+        CHECK(offsets, "%s activation offsets (%s layout) are not the offset times the block sums", tfm_kernels(), q4 ? "Q4_0" : "Q8_0");
     }
     free(prep);
 #endif
@@ -465,7 +455,7 @@ int main(void) {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) { printf("SKIP: this CPU has no AVX2/FMA\n"); return 0; }
 #endif
     (void)test_read_file; (void)test_exists; (void)test_parse_ids;
-    printf("  kernels: %s\n", ISA);
+    printf("  kernels: %s\n", tfm_kernels());
     test_fp16();
     test_block_layouts();
     test_vector_kernels();

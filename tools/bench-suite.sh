@@ -63,7 +63,7 @@ done
 fi
 
 /usr/bin/python3 - "$OUT" <<'EOF'
-import json, sys, os, platform
+import json, sys, os
 # llama.cpp c392e509, llama-bench -p 128 -n 64, tokens/s: (prefill t1, decode t1, prefill t2, decode t2)
 REF = {
     ("s15m", "F32"): (7326, 479, 9980, 638), ("s15m", "F16"): (7241, 427, 13187, 787),
@@ -100,8 +100,14 @@ for (shape, typ), ref in REF.items():
     print(f"| {NAMES[shape]} | {typ} | {cell(g(r1, 'prefill_tps'), ref[0])} | {cell(g(r1, 'decode_tps'), ref[1])} | "
           f"{cell(g(r2, 'prefill_tps'), ref[2])} | {cell(g(r2, 'decode_tps'), ref[3])} | {bw} | {up} | {r0['peak_rss_mb']:.0f} |")
 print()
-pol = next(iter(runs.values()))["omp_wait_policy"] if runs else "?"
-print(f"Medians of {n_suites} suite run(s). OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio). Machine: " + platform.machine() + ", " +
-      next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?") +
-      f", {os.cpu_count()} CPUs." if os.path.exists("/proc/cpuinfo") else "")
+first = next(iter(runs.values()), {})
+pol = first.get("omp_wait_policy", "?")
+# where the lines ran: bench writes its CPU and kernels into each line (older lines lack them:
+# then this machine, which is only right when the table is printed where it ran)
+cpu = first.get("cpu")
+if not cpu and os.path.exists("/proc/cpuinfo"):
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+kernels = first.get("kernels", "?")
+print(f"Medians of {n_suites} suite run(s). OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio; llama.cpp's "
+      f"figures are from an AVX-512 Zen 5). Machine: {cpu}, tfm.h kernels {kernels}.")
 EOF

@@ -40,8 +40,8 @@ $(B)/run_plain: examples/run.c examples/kv_flags.h examples/beam_flags.h tfm.h |
 run: $(B)/run
 	$(B)/run -m $(MODEL) -p "$(PROMPT)" -n $(N)
 
-test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%) $(B)/run $(B)/llama2c-to-gguf
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+test: $(TESTS) $(TESTS:$(B)/test_%=$(B)/san_%) $(B)/contract_kernels $(B)/run $(B)/llama2c-to-gguf
+	@set -e; for t in $(TESTS) $(B)/contract_kernels; do echo "== $$t"; $$t; done
 	@set -e; for t in $(TESTS:$(B)/test_%=$(B)/san_%); do echo "== $$t (ASan+UBSan)"; $$t; done
 	@bash tests/test_cli.sh
 	@sh tests/test_convert.sh
@@ -141,6 +141,11 @@ test-firmware:
 # ---- speed: the AVX2 kernels (also where the default build takes AVX-512), NEON under qemu, bench
 $(B)/test_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
 	$(CC) -O2 -mavx2 -mfma -mf16c $(OMP) $(WARN) -Itests -I. $< -o $@ -lm
+
+# once more with floating-point contraction on (what gcc does outside -std=c99): decode and the
+# prefill tiles must still give the same bits
+$(B)/contract_kernels: tests/test_kernels.c tests/test.h tfm.h | $(B)
+	$(CC) $(CFLAGS) $(OMP) -std=gnu99 -ffp-contract=fast -Wall -Wextra -pedantic -Itests -I. $< -o $@ -lm
 
 $(B)/san_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
 	$(CC) $(SAN) -mavx2 -mfma -mf16c $(WARN) -Itests -I. $< -o $@ -lm

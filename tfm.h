@@ -907,6 +907,14 @@ TFMDEF size_t tfm_type_row_size(tfm_type t, int64_t n) {
 /* Rounds half away from zero, as the reference engine's quantizers do. */
 static int tfm__round(float x) { return (int)(x >= 0 ? x + 0.5f : x - 0.5f); }
 
+/* 1 / d for a block scale, or 0 where d is 0 or so small (under 2^-128) that its inverse is
+   infinite: such a block quantizes to zeros (its fp16 scale is 0 anyway) rather than through
+   the undefined conversion of an infinity, the same in the plain and the SIMD quantizers. */
+static float tfm__inv_scale(float d) {
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    return id <= 3.40282347e38f && id >= -3.40282347e38f ? id : 0.0f;
+}
+
 static void tfm__quantize_q8_0(const float *x, tfm_block_q8_0 *b, int64_t n) {
     int64_t i;
     int j;
@@ -914,7 +922,7 @@ static void tfm__quantize_q8_0(const float *x, tfm_block_q8_0 *b, int64_t n) {
         float amax = 0, d, id;
         for (j = 0; j < TFM_QK; j++) amax = TFM_FABSF(x[j]) > amax ? TFM_FABSF(x[j]) : amax;
         d = amax / 127.0f;
-        id = d != 0 ? 1.0f / d : 0.0f;
+        id = tfm__inv_scale(d);
         b[i].d = tfm_fp32_to_fp16(d);
         for (j = 0; j < TFM_QK; j++) b[i].qs[j] = (int8_t)tfm__round(x[j] * id);
     }
@@ -929,7 +937,7 @@ static void tfm__quantize_q4_0(const float *x, tfm_block_q4_0 *b, int64_t n) {
         for (j = 0; j < TFM_QK; j++)
             if (TFM_FABSF(x[j]) > amax) { amax = TFM_FABSF(x[j]); max = x[j]; }
         d = max / -8.0f;
-        id = d != 0 ? 1.0f / d : 0.0f;
+        id = tfm__inv_scale(d);
         b[i].d = tfm_fp32_to_fp16(d);
         for (j = 0; j < TFM_QK / 2; j++) {
             int lo = (int)(x[j] * id + 8.5f), hi = (int)(x[j + TFM_QK / 2] * id + 8.5f);
@@ -1441,7 +1449,8 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    steps (see "threads" below). */
 
 /* AVX-512 means F, BW, DQ, VL with VNNI (int8 dot products) and VBMI (block gathers): Ice Lake,
-   Zen 4 and later. Earlier AVX-512 cores (Skylake-X) take the AVX2 kernels. */
+   Zen 4 and later. AVX-512 cores without both (Skylake-X, Cascade Lake, Cooper Lake) take the
+   AVX2 kernels. */
 #if !defined(TFM_NO_SIMD) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && \
     defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 #define TFM__AVX512 1
@@ -1769,6 +1778,7 @@ typedef __m512 tfm__vf;
 #define tfm__vf_store(p, v) _mm512_storeu_ps(p, v)
 #define tfm__vf_fma(a, b, c) _mm512_fmadd_ps(a, b, c) /* a * b + c */
 #define tfm__vf_add(a, b) _mm512_add_ps(a, b)
+#define tfm__vf_mul(a, b) _mm512_mul_ps(a, b)
 #define tfm__vf_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 #define tfm__vf_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p))), 16))
 TFM__INLINE float tfm__vf_sum(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -1783,6 +1793,7 @@ typedef __m256 tfm__vf;
 #define tfm__vf_store(p, v) _mm256_storeu_ps(p, v)
 #define tfm__vf_fma(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define tfm__vf_add(a, b) _mm256_add_ps(a, b)
+#define tfm__vf_mul(a, b) _mm256_mul_ps(a, b)
 #define tfm__vf_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
 #define tfm__vf_bf16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))), 16))
 TFM__INLINE float tfm__vf_sum(__m256 v) {
@@ -1802,6 +1813,7 @@ typedef float32x4_t tfm__vf;
 #define tfm__vf_store(p, v) vst1q_f32(p, v)
 #define tfm__vf_fma(a, b, c) vfmaq_f32(c, a, b)
 #define tfm__vf_add(a, b) vaddq_f32(a, b)
+#define tfm__vf_mul(a, b) vmulq_f32(a, b)
 #define tfm__vf_f16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)(p))))
 #define tfm__vf_bf16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(const void *)(p)), 16))
 TFM__INLINE float tfm__vf_sum(float32x4_t v) { return vaddvq_f32(v); }
@@ -2091,8 +2103,9 @@ TFM__INLINE void tfm__frows_k(tfm_type t, int pf, const float *x, int64_t n, int
             s[j] = tfm__vf_fma(tfm__vf_weights(t, w[j], k), xv, s[j]);
         }
     }
-    for (; k < n; k++)
-        for (j = 0; j < K; j++) tail[j * 16] += tfm__weight1(t, w[j], k) * x[k];
+    for (; k < n; k++) /* fmaf: decode and the tiles must round alike even where compilers
+                          would contract a * b + c on their own (-ffp-contract=fast) */
+        for (j = 0; j < K; j++) tail[j * 16] = fmaf(tfm__weight1(t, w[j], k), x[k], tail[j * 16]);
     for (j = 0; j < K; j++) acc[j * 16] = s[j];
 }
 
@@ -2221,7 +2234,7 @@ TFM__INLINE void tfm__frows_tiles(tfm_type t, const tfm_tensor *W, const float *
                                 for (j = 0; j < nr; j++) {
                                     float tail = 0;
                                     int64_t k;
-                                    for (k = nv * TFM__VL; k < in; k++) tail += tfm__weight1(t, wp[i], k) * xp[j][k];
+                                    for (k = nv * TFM__VL; k < in; k++) tail = fmaf(tfm__weight1(t, wp[i], k), xp[j][k], tail); /* as decode */
                                     yt[(size_t)j * ldy + i] = tail;
                                 }
                             add = 1;
@@ -2282,7 +2295,6 @@ typedef __m512i tfm__vi;
 #define tfm__vi_float(v) _mm512_cvtepi32_ps(v)
 #define tfm__vi_as_vf(v) _mm512_castsi512_ps(v)
 #define tfm__vf_as_vi(v) _mm512_castps_si512(v)
-#define tfm__vf_mul(a, b) _mm512_mul_ps(a, b)
 #else
 typedef __m256i tfm__vi;
 #define TFM__VB 32
@@ -2292,14 +2304,15 @@ typedef __m256i tfm__vi;
 #define tfm__vi_float(v) _mm256_cvtepi32_ps(v)
 #define tfm__vi_as_vf(v) _mm256_castsi256_ps(v)
 #define tfm__vf_as_vi(v) _mm256_castps_si256(v)
-#define tfm__vf_mul(a, b) _mm256_mul_ps(a, b)
 #endif
 #define TFM__QG(q4) ((q4) ? TFM__VB / 16 : TFM__VB / 32)               /* blocks per group */
 #define TFM__QGB(q4) (((q4) ? 4 : 2 + TFM__QOFF8) * TFM__VB)           /* activation bytes per group */
 #define TFM__QXI(q4) ((q4) ? 2 * TFM__VB : TFM__VB)                    /* offset terms in a group */
 #define TFM__QXD(q4) (TFM__QGB(q4) - TFM__VB)                         /* scales in a group */
 #define TFM__QHAS_OFF(q4) ((q4) || TFM__QOFF8)
-#define TFM__QW(q4) ((q4) || !TFM__QOFF8 ? 3 : 2) /* panel vectors per row and group (tfm__qpack) */
+/* Panel vectors per row and group (tfm__qpack): lo, hi and the scales, where hi differs from lo
+   (Q4_0's high nibbles, AVX2 Q8_0's signed weights next to their magnitudes); else lo and scales. */
+#define TFM__QW(q4) ((q4) || !TFM__QOFF8 ? 3 : 2)
 
 #if defined(TFM__AVX512)
 /* One block as tfm__quantize_q8_0 makes it, bit for bit (the same float operations in the same
@@ -2308,7 +2321,7 @@ TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_
     const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
-    const float dd = amax / 127.0f, id = dd != 0 ? 1.0f / dd : 0.0f;
+    const float dd = amax / 127.0f, id = tfm__inv_scale(dd);
     const __m512 vid = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f);
     const __m512 ta = _mm512_mul_ps(a, vid), tb = _mm512_mul_ps(b, vid);
     const __m512 ra = _mm512_add_ps(ta, _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(ta), sign), _mm512_castps_si512(half))));
@@ -2336,7 +2349,7 @@ TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_
         amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
     }
     dd = amax / 127.0f;
-    id = dd != 0 ? 1.0f / dd : 0.0f;
+    id = tfm__inv_scale(dd);
     for (i = 0; i < 4; i++) {
         const __m256 t = _mm256_mul_ps(v[i], _mm256_set1_ps(id));
         iv[i] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(t, sign), half)));
@@ -2366,7 +2379,7 @@ static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned c
         int32_t sum, init;
         float d;
         tfm__quantize_block(x + i * TFM_QK, blk.qs, &d, &sum);
-        init = (q4 ? -8 : -128) * sum / lanes; /* the offset (8 or 128) over the block's lanes */
+        init = TFM__QHAS_OFF(q4) ? (q4 ? -8 : -128) * sum / lanes : 0; /* the offset (8 or 128) over the block's lanes */
         if (q4) {
             memcpy(g + 16 * k, blk.qs, 16);
             memcpy(g + TFM__VB + 16 * k, blk.qs + 16, 16);
@@ -2480,13 +2493,15 @@ TFM__INLINE __m256i tfm__qdot(int q4, __m256i lo, __m256i hi, __m256i xl, __m256
 /* Tiles of 8 weight rows x 1 activation row: the activation group stays in registers while the
    8 rows' panel vectors stream from L1. On the Zen 3 this was tuned on (one core, 128 rows,
    768 x 2048 and 2048 x 5632) Q4_0 ran at 45-49 G multiply-adds/s against 40 for 4 x 2 and
-   28-35 for the other shapes tried (2 x 4, 3 x 3, 4 x 3, 6 x 1, 10 x 1); Q8_0 at 29-30 with any. */
+   28-44 for the other shapes tried (2 x 4, 3 x 3, 4 x 3, 6 x 1, 10 x 1, 12 x 1); Q8_0 at 29-30
+   with any. */
 #define TFM__QMR 8
 #define TFM__QNR 1
 #define TFM__QKG(q4) 32 /* 2048 / 1024 values, panels of 24 KB */
-/* Decode on the same Zen 3, streaming 2048 x 5632 matrices from memory (kernel time / plain
-   read time): Q8_0 four streams prefetching 2 KB ahead 0.98-1.0 (one row after another
-   0.62-0.64); Q4_0 two streams prefetching 1 KB ahead 0.74-0.75, one stream 0.58-0.62. */
+/* Decode on the same Zen 3, streaming 2048 x 5632 matrices from memory (tools/kernel-bench:
+   kernel time / four-stream read time): Q8_0 four streams prefetching 2 KB ahead 0.73-0.89 (two
+   streams 0.62-0.68), Q4_0 two streams prefetching 1 KB ahead 0.54-0.57 (one stream 0.47-0.51).
+   On one core of it both are bound by their arithmetic: from L2 they run no faster. */
 #define TFM__QSTREAMS(q4) ((q4) ? 2 : 4)
 #define TFM__QPF(q4) ((q4) ? 1024 : 2048)
 #endif

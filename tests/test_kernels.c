@@ -132,7 +132,7 @@ static void random_matrix(tfm_type type, int64_t in, int64_t out, unsigned char 
         tfm_quantize_row(type, row, buf + (size_t)r * rs, in);
         if (type == TFM_TYPE_Q8_0 && r % 3 == 2) { /* -128: the quantizer never makes it, a file may hold it */
             tfm_block_q8_0 *b = (tfm_block_q8_0 *)(void *)(buf + (size_t)r * rs);
-            b[0].qs[1] = b[0].qs[30] = -128;
+            b[0].qs[0] = b[0].qs[1] = b[0].qs[30] = -128; /* both bytes of an int16 pair, too */
         }
     }
     free(row);
@@ -335,42 +335,54 @@ static void test_vector_kernels(void) {
 
 /* The AVX-512 and AVX2 kernels quantize activations themselves, into their own layout (tfm.h,
    "SIMD quantized products"): the same bytes and scales as the plain C quantizer, exactly
-   (halfway cases and zero blocks included), each where the layout puts it, with the offset terms
-   of each block summing to -8 (Q4_0) or -128 (Q8_0 on AVX-512) times the sum of its bytes. */
+   (halfway cases, zero blocks and blocks too small for a finite 1/d included), each where the
+   layout puts it in every lane, with the offset terms of each block summing to -8 (Q4_0) or
+   -128 (Q8_0 on AVX-512) times the sum of its bytes, and the rest of a partial last group zero.
+   An odd block count leaves a partial last group in the Q4_0 layout (two or four blocks each). */
 static void test_act_quantizer(void) {
 #if defined(TFM__AVX512) || defined(TFM__AVX2)
-    enum { NB = 64 };
+    enum { NB = 63 };
     float x[NB * 32];
     unsigned char *prep = (unsigned char *)malloc(tfm__xq_row_bytes(NB * 32));
     tfm_block_q8_0 ref[NB];
-    int i, j, q4, same = 1, offsets = 1;
+    int i, j, q4, same = 1, offsets = 1, padding = 1;
     for (i = 0; i < NB * 32; i++) x[i] = frand() * (float)(1 + i % 5);
     for (j = 0; j < 32; j++) x[32 + j] = (float)(j - 16) * 0.5f;    /* halves after scaling: ties */
     for (j = 0; j < 32; j++) x[64 + j] = 0.0f;                       /* d = 0 */
-    x[96] = -1e-30f;                                                 /* a tiny block */
+    x[96] = -1e-30f;                                                 /* a tiny value among others */
+    for (j = 0; j < 32; j++) x[128 + j] = (j % 2 ? -1e-38f : 5e-39f); /* 1/d is infinite */
     tfm_quantize_row(TFM_TYPE_Q8_0, x, ref, NB * 32);
+    for (j = 0; j < 32; j++) same &= ref[4].qs[j] == 0;
+    CHECK(same, "plain quantizer: a block too small for a finite 1/d gives zeros");
     for (q4 = 0; q4 <= 1; q4++) {
-        const int per = TFM__QG(q4), lanes = TFM__VL / per;
+        const int per = TFM__QG(q4), lanes = TFM__VL / per, ng = (NB + per - 1) / per;
         tfm__quantize_act(q4 ? TFM_TYPE_Q4_0 : TFM_TYPE_Q8_0, x, NB * 32, prep);
-        for (i = 0; i < NB; i++) {
+        for (i = 0; i < ng * per; i++) {
             const unsigned char *g = prep + (size_t)(i / per) * TFM__QGB(q4);
-            const int k = i % per;
+            const int k = i % per, real = i < NB;
+            const float want_d = real ? tfm_fp16_to_fp32(ref[i].d) : 0.0f;
+            int *ok = real ? &same : &padding;
             int32_t sum = 0, off = 0, t;
             float d;
-            memcpy(&d, g + TFM__QXD(q4) + 4 * lanes * k, 4);
-            same &= d == tfm_fp16_to_fp32(ref[i].d);
-            if (q4) same &= memcmp(g + 16 * k, ref[i].qs, 16) == 0 && memcmp(g + TFM__VB + 16 * k, ref[i].qs + 16, 16) == 0;
-            else same &= memcmp(g + 32 * k, ref[i].qs, 32) == 0;
+            for (j = 0; j < lanes; j++) {
+                memcpy(&d, g + TFM__QXD(q4) + 4 * (lanes * k + j), 4);
+                *ok &= d == want_d;
+            }
+            for (j = 0; j < 32; j++) {
+                const int8_t q = (int8_t)(q4 ? g[(j < 16 ? 0 : TFM__VB) + 16 * k + j % 16] : g[32 * k + j]);
+                *ok &= q == (real ? ref[i].qs[j] : 0);
+                if (real) sum += ref[i].qs[j];
+            }
             if (!TFM__QHAS_OFF(q4)) continue;
-            for (j = 0; j < 32; j++) sum += ref[i].qs[j];
             for (j = 0; j < lanes; j++) {
                 memcpy(&t, g + TFM__QXI(q4) + 4 * (lanes * k + j), 4);
                 off += t;
             }
-            offsets &= off == (q4 ? -8 : -128) * sum;
+            *(real ? &offsets : &padding) &= off == (q4 ? -8 : -128) * sum;
         }
         CHECK(same, "%s activation quantizer (%s layout) differs from tfm_quantize_row", tfm_kernels(), q4 ? "Q4_0" : "Q8_0");
         CHECK(offsets, "%s activation offsets (%s layout) are not the offset times the block sums", tfm_kernels(), q4 ? "Q4_0" : "Q8_0");
+        CHECK(padding, "%s activation layout (%s): the partial last group is not zero", tfm_kernels(), q4 ? "Q4_0" : "Q8_0");
     }
     free(prep);
 #endif

@@ -1833,6 +1833,17 @@ TFM__INLINE __m512 tfm__sum16(const __m512 *a) {
     e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
     return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xdd));
 }
+#define tfm__sum_lanes tfm__sum16
+#elif defined(TFM__AVX2)
+/* The 8 horizontal sums of a[0..7] as one vector (lane k = sum of a[k]). */
+TFM__INLINE __m256 tfm__sum8(const __m256 *a) {
+    const __m256 b0 = _mm256_hadd_ps(a[0], a[1]), b1 = _mm256_hadd_ps(a[2], a[3]);
+    const __m256 b2 = _mm256_hadd_ps(a[4], a[5]), b3 = _mm256_hadd_ps(a[6], a[7]);
+    /* c0: the sums of a[0..3] over their low halves, then over their high halves; c1: a[4..7] */
+    const __m256 c0 = _mm256_hadd_ps(b0, b1), c1 = _mm256_hadd_ps(b2, b3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(c0, c1, 0x20), _mm256_permute2f128_ps(c0, c1, 0x31));
+}
+#define tfm__sum_lanes tfm__sum8
 #endif
 
 #ifdef TFM__VL
@@ -1856,42 +1867,57 @@ static void tfm__axpy(float *y, float a, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-#if defined(TFM__AVX512)
+#if defined(TFM__AVX512) || defined(TFM__AVX2)
 static void tfm__scores(float *p, const float *q, const float *K, int64_t n, int64_t hd, float scale) {
     int64_t i = 0, d, k;
-    if (hd % 16 == 0 && hd <= TFM_MAX_HEAD_DIM)
-        for (; i + 16 <= n; i += 16) { /* 16 keys at once, one add tree for their sums */
-            __m512 acc[16];
-            for (k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
-            for (d = 0; d < hd; d += 16) {
-                const __m512 qv = _mm512_loadu_ps(q + d);
-                for (k = 0; k < 16; k++) acc[k] = _mm512_fmadd_ps(_mm512_loadu_ps(K + (i + k) * hd + d), qv, acc[k]);
+    if (hd % TFM__VL == 0 && hd <= TFM_MAX_HEAD_DIM)
+        for (; i + TFM__VL <= n; i += TFM__VL) { /* VL keys at once, one add tree for their sums */
+            tfm__vf acc[TFM__VL];
+            for (k = 0; k < TFM__VL; k++) acc[k] = tfm__vf_zero();
+            for (d = 0; d < hd; d += TFM__VL) {
+                const tfm__vf qv = tfm__vf_load(q + d);
+                for (k = 0; k < TFM__VL; k++) acc[k] = tfm__vf_fma(tfm__vf_load(K + (i + k) * hd + d), qv, acc[k]);
             }
-            _mm512_storeu_ps(p + i, _mm512_mul_ps(tfm__sum16(acc), _mm512_set1_ps(scale)));
+            tfm__vf_store(p + i, tfm__vf_mul(tfm__sum_lanes(acc), tfm__vf_set1(scale)));
         }
     for (; i < n; i++) p[i] = tfm__dot_f32(q, K + i * hd, hd) * scale;
 }
 
-/* e^x for x <= 0 (softmax, after subtracting the max): x = k ln2 + r with |r| <= ln2 / 2, e^r
-   by its Taylor polynomial of degree 7 (truncation under 6e-9 relative), times 2^k by scalef.
-   Inputs below -87.3 give e^-87.3 (1e-38) instead of less: nothing a probability notices. */
-TFM__INLINE __m512 tfm__exp_neg(__m512 x) {
-    __m512 k, r, e;
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-    k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x); /* ln2 in two parts: k * hi is exact */
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    e = _mm512_set1_ps(1.0f / 5040);
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 720));
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 120));
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 24));
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 6));
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
-    e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(e, k);
-}
+#if defined(TFM__AVX512)
+#define tfm__vf_max(a, b) _mm512_max_ps(a, b)
+#define tfm__vf_fnma(a, b, c) _mm512_fnmadd_ps(a, b, c) /* c - a * b */
+#define tfm__vf_round(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define tfm__vf_exp2(e, k) _mm512_scalef_ps(e, k) /* e * 2^k */
+#else
+#define tfm__vf_max(a, b) _mm256_max_ps(a, b)
+#define tfm__vf_fnma(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define tfm__vf_round(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+/* e * 2^k for integral k in [-126, 0] (tfm__exp_neg's range): 2^k built from its exponent bits */
+#define tfm__vf_exp2(e, k) _mm256_mul_ps(e, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23)))
+#endif
 
+/* e^x for x <= 0 (softmax, after subtracting the max): x = k ln2 + r with |r| <= ln2 / 2, e^r
+   by its Taylor polynomial of degree 7 (truncation under 6e-9 relative), times 2^k.
+   Inputs below -87.3 give e^-87.3 (1e-38) instead of less: nothing a probability notices. */
+TFM__INLINE tfm__vf tfm__exp_neg(tfm__vf x) {
+    tfm__vf k, r, e;
+    x = tfm__vf_max(x, tfm__vf_set1(-87.3f));
+    k = tfm__vf_round(tfm__vf_mul(x, tfm__vf_set1(1.44269504f)));
+    r = tfm__vf_fnma(k, tfm__vf_set1(0.693359375f), x); /* ln2 in two parts: k * hi is exact */
+    r = tfm__vf_fnma(k, tfm__vf_set1(-2.12194440e-4f), r);
+    e = tfm__vf_set1(1.0f / 5040);
+    e = tfm__vf_fma(e, r, tfm__vf_set1(1.0f / 720));
+    e = tfm__vf_fma(e, r, tfm__vf_set1(1.0f / 120));
+    e = tfm__vf_fma(e, r, tfm__vf_set1(1.0f / 24));
+    e = tfm__vf_fma(e, r, tfm__vf_set1(1.0f / 6));
+    e = tfm__vf_fma(e, r, tfm__vf_set1(0.5f));
+    e = tfm__vf_fma(e, r, tfm__vf_set1(1.0f));
+    e = tfm__vf_fma(e, r, tfm__vf_set1(1.0f));
+    return tfm__vf_exp2(e, k);
+}
+#endif
+
+#if defined(TFM__AVX512)
 /* The lanes of a 16-wide step that hold one of the `left` remaining values. */
 TFM__INLINE __mmask16 tfm__lanes(int64_t left) { return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1); }
 
@@ -1915,6 +1941,33 @@ static void tfm__softmax(float *p, int64_t n) {
         const __mmask16 k = tfm__lanes(n - i);
         _mm512_mask_storeu_ps(p + i, k, _mm512_div_ps(_mm512_maskz_loadu_ps(k, p + i), sum));
     }
+}
+#elif defined(TFM__AVX2)
+/* tfm__softmax_ref with the exponentials 8 at a time (the last n % 8 through TFM_EXPF). */
+static void tfm__softmax(float *p, int64_t n) {
+    const int64_t full = n / 8 * 8;
+    __m256 vsum = _mm256_setzero_ps(), m8;
+    float m = p[0], sum;
+    int64_t i;
+    if (full) {
+        __m256 vmax = _mm256_loadu_ps(p);
+        __m128 h;
+        for (i = 8; i < full; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p + i));
+        h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        m = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    }
+    for (i = full; i < n; i++) m = p[i] > m ? p[i] : m;
+    m8 = _mm256_set1_ps(m);
+    for (i = 0; i < full; i += 8) {
+        const __m256 e = tfm__exp_neg(_mm256_sub_ps(_mm256_loadu_ps(p + i), m8));
+        vsum = _mm256_add_ps(vsum, e);
+        _mm256_storeu_ps(p + i, e);
+    }
+    sum = tfm__vf_sum(vsum);
+    for (i = full; i < n; i++) sum += p[i] = TFM_EXPF(p[i] - m);
+    for (i = 0; i < full; i += 8) _mm256_storeu_ps(p + i, _mm256_div_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(sum)));
+    for (i = full; i < n; i++) p[i] /= sum;
 }
 #else
 static void tfm__scores(float *p, const float *q, const float *K, int64_t n, int64_t hd, float scale) {

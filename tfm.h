@@ -1668,11 +1668,8 @@ static void tfm__team_range(const tfm__mm_ctx *c, int64_t n, int64_t *lo, int64_
 static size_t tfm__xq_row_bytes(int64_t n) { return (size_t)(n / TFM_QK + 4) * 96; }
 
 /* A product (or a layer whose largest step has) fewer multiply-adds than this runs on one thread
-   of the team: a few microseconds of work, about what splitting it costs in meetings. (It was
-   2^19 before the team had its own barrier; with 2^16 stories15M's layers split too, and its
-   decode on two Zen 3 threads ran 12-28% faster: medians of five alternating runs, F16 944 ->
-   1114, Q8_0 1144 -> 1286, Q4_0 1382 -> 1773 tokens/s.) */
-#define TFM__SPLIT_MACS ((int64_t)1 << 16)
+   of the team: about 15 microseconds of work, less than splitting it costs in meetings. */
+#define TFM__SPLIT_MACS ((int64_t)1 << 19)
 
 /* Rows [r0, r1) of y = W x for the B activation rows, one weight row at a time. */
 static void tfm__matmul_rows_ref(const tfm__mm_ctx *c, const tfm_tensor *W, const float *x, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {

@@ -1440,13 +1440,13 @@ TFMDEF void tfm_gguf_free(tfm_gguf *g) {
    differ from the plain ones by float rounding only (integer dot products of the quantized
    types are exact; see tests/test_kernels.c for the tolerances).
    Matrix products read each weight row once for all activation rows of a chunk: decode (one
-   activation row) streams the rows in memory order; prefill and beams use register tiles (on
-   AVX-512 6 weight rows x 4 activation rows for floats, 8 x 3 quantized) over blocks of
-   activation rows that fit the L2 cache, with weight panels in L1 (see tfm__frows_tiles). Each
-   output is one accumulation in one order whatever the batch, so a token gives the same bits
-   alone, in a prompt or among beams. A forward pass is one OpenMP parallel region whose threads
-   take chunks of weight rows (and KV heads in attention) and meet at a spinning barrier between
-   steps (see "threads" below). */
+   activation row) streams the rows in memory order; prefill and beams use register tiles
+   (weight rows x activation rows: AVX-512 6 x 4 for floats, 8 x 3 quantized; AVX2 4 x 2 and
+   8 x 1) over blocks of activation rows that fit the L2 cache, with weight panels in L1 (see
+   tfm__frows_tiles). Each output is one accumulation in one order whatever the batch, so a
+   token gives the same bits alone, in a prompt or among beams. A forward pass is one OpenMP
+   parallel region whose threads take chunks of weight rows (and KV heads in attention) and
+   meet at a spinning barrier between steps (see "threads" below). */
 
 /* AVX-512 means F, BW, DQ, VL with VNNI (int8 dot products) and VBMI (block gathers): Ice Lake,
    Zen 4 and later. AVX-512 cores without both (Skylake-X, Cascade Lake, Cooper Lake) take the

@@ -1802,6 +1802,11 @@ TFM__INLINE float tfm__vf_sum(__m256 v) {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+TFM__INLINE float tfm__vf_hmax(__m256 v) { /* the largest lane */
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
 #elif defined(TFM__NEON)
 #define TFM__VL 4
 #define TFM__MR 4
@@ -1946,17 +1951,11 @@ static void tfm__softmax(float *p, int64_t n) {
 /* tfm__softmax_ref with the exponentials 8 at a time (the last n % 8 through TFM_EXPF). */
 static void tfm__softmax(float *p, int64_t n) {
     const int64_t full = n / 8 * 8;
-    __m256 vsum = _mm256_setzero_ps(), m8;
-    float m = p[0], sum;
+    __m256 vmax = _mm256_set1_ps(p[0]), vsum = _mm256_setzero_ps(), m8, sum8;
+    float m, sum;
     int64_t i;
-    if (full) {
-        __m256 vmax = _mm256_loadu_ps(p);
-        __m128 h;
-        for (i = 8; i < full; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p + i));
-        h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        m = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-    }
+    for (i = 0; i < full; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p + i));
+    m = tfm__vf_hmax(vmax);
     for (i = full; i < n; i++) m = p[i] > m ? p[i] : m;
     m8 = _mm256_set1_ps(m);
     for (i = 0; i < full; i += 8) {
@@ -1966,7 +1965,8 @@ static void tfm__softmax(float *p, int64_t n) {
     }
     sum = tfm__vf_sum(vsum);
     for (i = full; i < n; i++) sum += p[i] = TFM_EXPF(p[i] - m);
-    for (i = 0; i < full; i += 8) _mm256_storeu_ps(p + i, _mm256_div_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(sum)));
+    sum8 = _mm256_set1_ps(sum);
+    for (i = 0; i < full; i += 8) _mm256_storeu_ps(p + i, _mm256_div_ps(_mm256_loadu_ps(p + i), sum8));
     for (i = full; i < n; i++) p[i] /= sum;
 }
 #else
@@ -2389,18 +2389,13 @@ TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_
 /* As the AVX-512 tfm__quantize_block, 8 values at a time (bit for bit tfm__quantize_q8_0). */
 TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_t *sum) {
     const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
-    __m256 v[4], m;
+    __m256 v[4];
     __m256i iv[4], b;
     __m128i s;
     float amax, dd, id;
     int i;
     for (i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(x + 8 * i);
-    m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])), _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-    {
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-    }
+    amax = tfm__vf_hmax(_mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])), _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]))));
     dd = amax / 127.0f;
     id = tfm__inv_scale(dd);
     for (i = 0; i < 4; i++) {
@@ -2421,6 +2416,7 @@ TFM__INLINE void tfm__quantize_block(const float *x, int8_t *q, float *d, int32_
 
 static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned char *out) {
     const int q4 = wt == TFM_TYPE_Q4_0, per = TFM__QG(q4), lanes = TFM__VL / per;
+    const int32_t share = TFM__QHAS_OFF(q4) ? (q4 ? -8 : -128) / lanes : 0; /* each lane's part of the offset (8 or 128) */
     const int64_t nb = n / TFM_QK, ng = (nb + per - 1) / per;
     int64_t i;
     int j;
@@ -2432,7 +2428,7 @@ static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned c
         int32_t sum, init;
         float d;
         tfm__quantize_block(x + i * TFM_QK, blk.qs, &d, &sum);
-        init = TFM__QHAS_OFF(q4) ? (q4 ? -8 : -128) * sum / lanes : 0; /* the offset (8 or 128) over the block's lanes */
+        init = share * sum;
         if (q4) {
             memcpy(g + 16 * k, blk.qs, 16);
             memcpy(g + TFM__VB + 16 * k, blk.qs + 16, 16);
@@ -2559,15 +2555,34 @@ TFM__INLINE __m256i tfm__qdot(int q4, __m256i lo, __m256i hi, __m256i xl, __m256
 #define TFM__QPF(q4) ((q4) ? 1024 : 2048)
 #endif
 
+/* One activation group's vectors: its q values (xh: the second halves, Q4_0 only), offset terms
+   (zero where the layout has none) and scales. */
+typedef struct {
+    tfm__vi xl, xh, off;
+    tfm__vf dx;
+} tfm__qx;
+
+TFM__INLINE tfm__qx tfm__qx_load(int q4, const unsigned char *xg) {
+    tfm__qx a;
+    a.xl = tfm__vi_load(xg);
+    a.xh = q4 ? tfm__vi_load(xg + TFM__VB) : a.xl;
+    a.off = TFM__QHAS_OFF(q4) ? tfm__vi_load(xg + TFM__QXI(q4)) : tfm__vi_zero();
+    a.dx = tfm__vf_load((const float *)(const void *)(xg + TFM__QXD(q4)));
+    return a;
+}
+
+/* acc + (integer dot of a weight group with activation group a) * dx * dw: the one sequence decode
+   and the tiles both use, so their sums are the same bits. */
+TFM__INLINE tfm__vf tfm__qmac(int q4, tfm__vi lo, tfm__vi hi, tfm__vf dw, const tfm__qx *a, tfm__vf acc) {
+    return tfm__vf_fma(tfm__vf_mul(tfm__vi_float(tfm__qdot(q4, lo, hi, a->xl, a->xh, a->off)), a->dx), dw, acc);
+}
+
 /* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
    the group's activation vectors are loaded once for all K rows. Each row prefetches pf bytes
    ahead (0: none). */
 TFM__INLINE void tfm__qstep(int q4, int pf, int K, const unsigned char *const *w, int64_t g, int nblk, const unsigned char *xq, tfm__vf *acc) {
     const size_t off = (size_t)g * TFM__QG(q4) * (q4 ? 18 : 34);
-    const unsigned char *xg = xq + (size_t)g * TFM__QGB(q4);
-    const tfm__vi xl = tfm__vi_load(xg), xh = q4 ? tfm__vi_load(xg + TFM__VB) : xl;
-    const tfm__vi s0 = TFM__QHAS_OFF(q4) ? tfm__vi_load(xg + TFM__QXI(q4)) : tfm__vi_zero();
-    const tfm__vf dx = tfm__vf_load((const float *)(const void *)(xg + TFM__QXD(q4)));
+    const tfm__qx a = tfm__qx_load(q4, xq + (size_t)g * TFM__QGB(q4));
     int k;
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC unroll 4
@@ -2577,7 +2592,7 @@ TFM__INLINE void tfm__qstep(int q4, int pf, int K, const unsigned char *const *w
         tfm__vf d;
         if (pf) TFM__PREFETCH(w[k] + off + pf);
         tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
-        acc[k] = tfm__vf_fma(tfm__vf_mul(tfm__vi_float(tfm__qdot(q4, lo, hi, xl, xh, s0)), dx), d, acc[k]);
+        acc[k] = tfm__qmac(q4, lo, hi, d, &a, acc[k]);
     }
 }
 
@@ -2626,10 +2641,8 @@ TFM__INLINE void tfm__qkern(int q4, const tfm__vi *panel, int64_t kg, const unsi
 #pragma GCC unroll 8
 #endif
             for (j = 0; j < NR; j++) {
-                const unsigned char *xg = xa[j] + xo;
-                const tfm__vi xl = tfm__vi_load(xg), xh = q4 ? tfm__vi_load(xg + TFM__VB) : xl;
-                const tfm__vi s = tfm__qdot(q4, wl, wh, xl, xh, TFM__QHAS_OFF(q4) ? tfm__vi_load(xg + TFM__QXI(q4)) : tfm__vi_zero());
-                acc[i * NR + j] = tfm__vf_fma(tfm__vf_mul(tfm__vi_float(s), tfm__vf_load((const float *)(const void *)(xg + TFM__QXD(q4)))), wd, acc[i * NR + j]);
+                const tfm__qx a = tfm__qx_load(q4, xa[j] + xo);
+                acc[i * NR + j] = tfm__qmac(q4, wl, wh, wd, &a, acc[i * NR + j]);
             }
         }
     }

@@ -25,7 +25,6 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)(rng >> 40) / 8388608.0f - 1.0f;
 }
 
-
 static void test_fp16(void) {
     static const struct { float f; uint16_t h; } cases[] = {
         {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff},

@@ -102,12 +102,8 @@ for (shape, typ), ref in REF.items():
 print()
 first = next(iter(runs.values()), {})
 pol = first.get("omp_wait_policy", "?")
-# where the lines ran: bench writes its CPU and kernels into each line (older lines lack them:
-# then this machine, which is only right when the table is printed where it ran)
-cpu = first.get("cpu")
-if not cpu and os.path.exists("/proc/cpuinfo"):
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-kernels = first.get("kernels", "?")
+# where the lines ran, as bench wrote it into each line (lines before 2026-12-07 lack it)
+cpu, kernels = first.get("cpu", "not recorded"), first.get("kernels", "not recorded")
 print(f"Medians of {n_suites} suite run(s). OMP_WAIT_POLICY={pol}. Cells: tfm.h / llama.cpp tokens/s (ratio; llama.cpp's "
       f"figures are from an AVX-512 Zen 5). Machine: {cpu}, tfm.h kernels {kernels}.")
 EOF

@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
     for (i = 0; i < (size_t)(batch * in); i++) x[i] = frand();
     memset(&ctx, 0, sizeof ctx);
     ctx.n_threads = (int)threads;
-    ctx.xq = xq;
+    ctx.xq = (void *)(((size_t)xq + 63) / 64 * 64); /* as a session's arena aligns it */
     ctx.wrow = tmp;
     ctx.wrow_stride = in;
     memset(&W, 0, sizeof W);

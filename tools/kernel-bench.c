@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     size_t row, mat, i;
     unsigned char *w;
     float *x, *y, *tmp;
-    void *xq;
+    void *xq, *xbuf;
     tfm__mm_ctx ctx;
     tfm_tensor W;
     double t_kernel = 0, t_read = 0, macs, bytes;
@@ -101,11 +101,12 @@ int main(int argc, char **argv) {
     row = tfm_type_row_size(type, in);
     mat = row * (size_t)out;
     w = (unsigned char *)malloc(mat * (size_t)mats);
-    x = (float *)malloc((size_t)(batch * in) * sizeof(float));
+    xbuf = malloc((size_t)(batch * in) * sizeof(float) + 64);
+    x = (float *)(void *)(((size_t)xbuf + 63) / 64 * 64); /* aligned as a session's arena aligns its rows */
     y = (float *)malloc((size_t)(batch * out) * sizeof(float));
     tmp = (float *)malloc((size_t)in * (size_t)threads * sizeof(float));
     xq = malloc(tfm__xq_row_bytes(in) * (size_t)batch + 64);
-    if (!w || !x || !y || !tmp || !xq) { fprintf(stderr, "kernel-bench: out of memory\n"); return 1; }
+    if (!w || !xbuf || !y || !tmp || !xq) { fprintf(stderr, "kernel-bench: out of memory\n"); return 1; }
     for (i = 0; i < (size_t)(out * mats); i++) {
         long k;
         for (k = 0; k < in; k++) tmp[k] = frand();
@@ -136,7 +137,7 @@ int main(int argc, char **argv) {
            "\"gmacs\": %.2f, \"kernel_gbs\": %.2f, \"read_gbs\": %.2f, \"ratio\": %.3f}\n",
            tfm_type_name(type), in, out, batch, mats, threads, macs / t_kernel * 1e-9, bytes / t_kernel * 1e-9,
            bytes / t_read * 1e-9, t_read / t_kernel);
-    free(w); free(x); free(y); free(tmp); free(xq);
+    free(w); free(xbuf); free(y); free(tmp); free(xq);
     return 0;
 usage:
     fprintf(stderr, "usage: kernel-bench [--type f32|f16|bf16|q8_0|q4_0] [--in N (multiple of 32)] [--out N] [--batch B <= 4096] [--mats M] [--reps R] [--threads T]\n");

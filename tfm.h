@@ -418,6 +418,8 @@ typedef struct {
     float alpha;        /* A2SF forgetting factor, used as given (0 = only the latest attention) */
     int32_t n_recent;   /* protected most recent positions (H2O: 0 means budget / 2) */
     int32_t n_sink;     /* protected first positions */
+    tfm_type type;      /* cached keys and values: TFM_TYPE_F32 (0) or TFM_TYPE_F16 (half the memory,
+                           and half the bytes each token's attention reads) */
 } tfm_kv_config;
 
 /* Called after each token's attention in each layer and KV head (for tests and analysis):
@@ -466,7 +468,7 @@ typedef struct {
     float *hidden;              /* [n_seq][dim] final-norm output of that token */
     char error[192];
     /* private: cache [n_seq][n_layer][n_head_kv] x capacity slots */
-    float *k_, *v_;             /* [..][capacity][head_dim] keys (after RoPE) and values */
+    unsigned char *k_, *v_;     /* [..][capacity][head_dim] keys (after RoPE) and values, of cfg.kv.type */
     int32_t *slot_pos_;         /* [..][capacity] */
     float *slot_score_;         /* [..][capacity] */
     int32_t *n_used_;           /* [n_seq][n_layer][n_head_kv] */
@@ -1513,6 +1515,23 @@ TFM__REF void tfm__mix_ref(float *o, const float *p, const float *V, int64_t n, 
     for (i = 0; i < n; i++) tfm__axpy_ref(o, p[i], V + i * hd, hd);
 }
 
+/* tfm__scores_ref and tfm__mix_ref over an F16 cache. */
+TFM__REF void tfm__scores_f16_ref(float *p, const float *q, const uint16_t *K, int64_t n, int64_t hd, float scale) {
+    int64_t i, d;
+    for (i = 0; i < n; i++) {
+        float sum = 0;
+        for (d = 0; d < hd; d++) sum += q[d] * tfm_fp16_to_fp32(K[i * hd + d]);
+        p[i] = sum * scale;
+    }
+}
+
+TFM__REF void tfm__mix_f16_ref(float *o, const float *p, const uint16_t *V, int64_t n, int64_t hd) {
+    int64_t i, d;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (i = 0; i < n; i++)
+        for (d = 0; d < hd; d++) o[d] += p[i] * tfm_fp16_to_fp32(V[i * hd + d]);
+}
+
 /* p = softmax(p), n >= 1. */
 TFM__REF void tfm__softmax_ref(float *p, int64_t n) {
     float max = p[0], sum = 0;
@@ -1520,6 +1539,16 @@ TFM__REF void tfm__softmax_ref(float *p, int64_t n) {
     for (i = 1; i < n; i++) max = p[i] > max ? p[i] : max;
     for (i = 0; i < n; i++) { p[i] = TFM_EXPF(p[i] - max); sum += p[i]; }
     for (i = 0; i < n; i++) p[i] /= sum;
+}
+
+/* Scores, softmax and output of `group` query heads over an F16 cache (see tfm__attend_f16). */
+TFM__REF void tfm__attend_f16_ref(float *p, size_t ps, const float *q, float *o, int32_t group, const uint16_t *K, const uint16_t *V, int64_t n, int64_t hd, float scale) {
+    int32_t g;
+    for (g = 0; g < group; g++) {
+        tfm__scores_f16_ref(p + g * ps, q + g * hd, K, n, hd, scale);
+        tfm__softmax_ref(p + g * ps, n);
+        tfm__mix_f16_ref(o + g * hd, p + g * ps, V, n, hd);
+    }
 }
 
 /* h = h * silu(gate) over n values (SwiGLU). */
@@ -1882,6 +1911,13 @@ static void tfm__axpy(float *y, float a, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+/* n F16 values as floats (KV cache rows into a block buffer). */
+static void tfm__f16_to_f32(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + TFM__VL <= n; i += TFM__VL) tfm__vf_store(dst + i, tfm__vf_f16(src + i));
+    for (; i < n; i++) dst[i] = tfm_fp16_to_fp32(src[i]);
+}
+
 #if defined(TFM__AVX512) || defined(TFM__AVX2)
 static void tfm__scores(float *p, const float *q, const float *K, int64_t n, int64_t hd, float scale) {
     int64_t i = 0, d, k;
@@ -2025,11 +2061,11 @@ static void tfm__swiglu(float *h, const float *gate, int64_t n) {
 
 /* o[c .. c + NV vectors) = sum over the n keys of p[i] V[i][c ..]: the NV output vectors stay in
    registers, each one sum in key order (as tfm__mix_ref's). */
-TFM__INLINE void tfm__mix_cols(float *o, const float *p, const float *V, int64_t n, int64_t hd, int64_t c, int NV) {
+TFM__INLINE void tfm__mix_cols(int add, float *o, const float *p, const float *V, int64_t n, int64_t hd, int64_t c, int NV) {
     tfm__vf a[4];
     int64_t i;
     int j;
-    for (j = 0; j < NV; j++) a[j] = tfm__vf_zero();
+    for (j = 0; j < NV; j++) a[j] = add ? tfm__vf_load(o + c + j * TFM__VL) : tfm__vf_zero();
     for (i = 0; i < n; i++) {
         const tfm__vf pi = tfm__vf_set1(p[i]);
         const float *v = V + i * hd + c;
@@ -2038,18 +2074,46 @@ TFM__INLINE void tfm__mix_cols(float *o, const float *p, const float *V, int64_t
     for (j = 0; j < NV; j++) tfm__vf_store(o + c + j * TFM__VL, a[j]);
 }
 
-static void tfm__mix(float *o, const float *p, const float *V, int64_t n, int64_t hd) {
+/* o = (add ? o : 0) + sum over the n keys of p[i] V[i]. Adding block after block gives the bits
+   of one pass: each output keeps one running sum in key order. */
+TFM__INLINE void tfm__mix_t(int add, float *o, const float *p, const float *V, int64_t n, int64_t hd) {
     int64_t c = 0, i;
-    for (; c + 4 * TFM__VL <= hd; c += 4 * TFM__VL) tfm__mix_cols(o, p, V, n, hd, c, 4);
+    for (; c + 4 * TFM__VL <= hd; c += 4 * TFM__VL) tfm__mix_cols(add, o, p, V, n, hd, c, 4);
     switch ((hd - c) / TFM__VL) { /* head sizes such as 48, 80 or 96 */
-    case 3: tfm__mix_cols(o, p, V, n, hd, c, 3); c += 3 * TFM__VL; break;
-    case 2: tfm__mix_cols(o, p, V, n, hd, c, 2); c += 2 * TFM__VL; break;
-    case 1: tfm__mix_cols(o, p, V, n, hd, c, 1); c += TFM__VL; break;
+    case 3: tfm__mix_cols(add, o, p, V, n, hd, c, 3); c += 3 * TFM__VL; break;
+    case 2: tfm__mix_cols(add, o, p, V, n, hd, c, 2); c += 2 * TFM__VL; break;
+    case 1: tfm__mix_cols(add, o, p, V, n, hd, c, 1); c += TFM__VL; break;
     default: break;
     }
     if (c < hd) {
-        memset(o + c, 0, (size_t)(hd - c) * sizeof(float));
+        if (!add) memset(o + c, 0, (size_t)(hd - c) * sizeof(float));
         for (i = 0; i < n; i++) tfm__axpy(o + c, p[i], V + i * hd + c, hd - c);
+    }
+}
+static void tfm__mix(float *o, const float *p, const float *V, int64_t n, int64_t hd) { tfm__mix_t(0, o, p, V, n, hd); }
+
+/* Values per block buffer of tfm__attend_f16 (16 KB on the stack). */
+#define TFM__KV_BLOCK 4096
+
+/* Attention of `group` query heads (q + g hd; scores and then probabilities into p + g ps, outputs
+   into o + g hd) over n F16 keys and values: blocks of rows are widened once into a buffer and
+   go through the F32 kernels for every head of the group, so GQA does not convert a row per
+   head. The same sums as tfm__scores / tfm__mix over the widened cache. */
+static void tfm__attend_f16(float *p, size_t ps, const float *q, float *o, int32_t group, const uint16_t *K, const uint16_t *V, int64_t n, int64_t hd, float scale) {
+    float buf[TFM__KV_BLOCK];
+    const int64_t rows = TFM__KV_BLOCK / hd; /* hd <= TFM_MAX_HEAD_DIM: at least 8 */
+    int64_t i0;
+    int32_t g;
+    for (i0 = 0; i0 < n; i0 += rows) {
+        const int64_t m = n - i0 < rows ? n - i0 : rows;
+        tfm__f16_to_f32(buf, K + i0 * hd, m * hd);
+        for (g = 0; g < group; g++) tfm__scores(p + g * ps + i0, q + g * hd, buf, m, hd, scale);
+    }
+    for (g = 0; g < group; g++) tfm__softmax(p + g * ps, n);
+    for (i0 = 0; i0 < n; i0 += rows) {
+        const int64_t m = n - i0 < rows ? n - i0 : rows;
+        tfm__f16_to_f32(buf, V + i0 * hd, m * hd);
+        for (g = 0; g < group; g++) tfm__mix_t(i0 > 0, o + g * hd, p + g * ps + i0, buf, m, hd);
     }
 }
 
@@ -2366,6 +2430,7 @@ static void tfm__frows_bf16(const tfm_tensor *W, const float *x, int B, float *y
 #define tfm__axpy tfm__axpy_ref
 #define tfm__scores tfm__scores_ref
 #define tfm__mix tfm__mix_ref
+#define tfm__attend_f16 tfm__attend_f16_ref
 #define tfm__softmax tfm__softmax_ref
 #define tfm__swiglu tfm__swiglu_ref
 #endif
@@ -3183,6 +3248,10 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
         tfm__append(err, errcap, " positions)", 11);
         return TFM_ERR_CONTEXT;
     }
+    if (c->kv.type != TFM_TYPE_F32 && c->kv.type != TFM_TYPE_F16) {
+        tfm__set_error(err, errcap, "KV cache type must be F32 or F16", NULL, 0);
+        return TFM_ERR_ARG;
+    }
     if (c->kv.policy == TFM_KV_FULL) { *capacity = c->n_ctx; return TFM_OK; }
     if ((unsigned)c->kv.policy > TFM_KV_WINDOW) { tfm__set_error(err, errcap, "unknown KV cache policy", NULL, 0); return TFM_ERR_ARG; }
     if (c->kv.budget < 1) { tfm__set_error(err, errcap, "KV cache budget must be at least 1 for a pruning policy", NULL, 0); return TFM_ERR_ARG; }
@@ -3205,6 +3274,9 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
     *capacity = c->kv.budget < c->n_ctx ? c->kv.budget + 1 : c->n_ctx;
     return TFM_OK;
 }
+
+/* Bytes per cached key or value element. */
+static size_t tfm__kv_elt(const tfm_session_config *c) { return c->kv.type == TFM_TYPE_F16 ? 2 : 4; }
 
 /* Bytes of one cache array of 4-byte elements, `per_slot` per slot; 0 if it overflows size_t. */
 static size_t tfm__kv_array_bytes(const tfm_hparams *hp, const tfm_session_config *c, int32_t capacity, size_t per_slot) {
@@ -3231,8 +3303,8 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     s->n_pos = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
     s->logits = (float *)tfm__arena_array(a, nseq, V, 1, F);
     s->hidden = (float *)tfm__arena_array(a, nseq, dim, 1, F);
-    s->k_ = (float *)tfm__arena_array(a, nseq * heads, cap, hd, F);
-    s->v_ = (float *)tfm__arena_array(a, nseq * heads, cap, hd, F);
+    s->k_ = (unsigned char *)tfm__arena_array(a, nseq * heads, cap, hd, tfm__kv_elt(&s->cfg));
+    s->v_ = (unsigned char *)tfm__arena_array(a, nseq * heads, cap, hd, tfm__kv_elt(&s->cfg));
     s->slot_pos_ = (int32_t *)tfm__arena_array(a, nseq * heads, cap, 1, I);
     s->slot_score_ = (float *)tfm__arena_array(a, nseq * heads, cap, 1, F);
     s->n_used_ = (int32_t *)tfm__arena_array(a, nseq, heads, 1, I);
@@ -3340,9 +3412,9 @@ TFMDEF tfm_result tfm_seq_copy(tfm_session *s, int32_t dst, int32_t src) {
     for (l = 0; l < hp->n_layer; l++)
         for (h = 0; h < hp->n_head_kv; h++) {
             size_t di = tfm__cache_index(s, dst, l, h), si = tfm__cache_index(s, src, l, h);
-            size_t n = (size_t)s->n_used_[si], cap = (size_t)s->capacity, hd = (size_t)hp->head_dim;
-            memcpy(s->k_ + di * cap * hd, s->k_ + si * cap * hd, n * hd * sizeof(float));
-            memcpy(s->v_ + di * cap * hd, s->v_ + si * cap * hd, n * hd * sizeof(float));
+            size_t n = (size_t)s->n_used_[si], cap = (size_t)s->capacity, row = (size_t)hp->head_dim * tfm__kv_elt(&s->cfg);
+            memcpy(s->k_ + di * cap * row, s->k_ + si * cap * row, n * row);
+            memcpy(s->v_ + di * cap * row, s->v_ + si * cap * row, n * row);
             memcpy(s->slot_pos_ + di * cap, s->slot_pos_ + si * cap, n * sizeof(int32_t));
             memcpy(s->slot_score_ + di * cap, s->slot_score_ + si * cap, n * sizeof(float));
             s->n_used_[di] = (int32_t)n;
@@ -3403,13 +3475,24 @@ typedef struct {
     float *out;       /* [n_head * hd] */
 } tfm__att_row;
 
+/* A key or value row (hd values) into the cache, as F16 or F32. */
+static void tfm__kv_store(int f16, unsigned char *dst, const float *x, int32_t hd) {
+    int32_t i;
+    if (!f16) { memcpy(dst, x, (size_t)hd * sizeof(float)); return; }
+    for (i = 0; i < hd; i++) {
+        const uint16_t h = tfm_fp32_to_fp16(x[i]);
+        memcpy(dst + 2 * (size_t)i, &h, 2);
+    }
+}
+
 /* One token's attention for one KV head and its group of query heads, then the cache policy. */
 static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t kvh) {
     const tfm_hparams *hp = &s->model->hp;
     const tfm_kv_config *kv = &s->cfg.kv;
     const int32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, cap = s->capacity;
-    const size_t ci = tfm__cache_index(s, r->seq, r->layer, kvh);
-    float *K = s->k_ + ci * (size_t)cap * (size_t)hd, *V = s->v_ + ci * (size_t)cap * (size_t)hd;
+    const size_t ci = tfm__cache_index(s, r->seq, r->layer, kvh), row = (size_t)hd * tfm__kv_elt(&s->cfg);
+    const int f16 = s->cfg.kv.type == TFM_TYPE_F16;
+    unsigned char *K = s->k_ + ci * (size_t)cap * row, *V = s->v_ + ci * (size_t)cap * row;
     int32_t *pos = s->slot_pos_ + ci * (size_t)cap;
     float *score = s->slot_score_ + ci * (size_t)cap;
     float *psum = s->probs_ + (size_t)(hp->n_head + kvh) * (size_t)cap;
@@ -3417,19 +3500,24 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     int32_t n, i, g, e;
     n = s->n_used_[ci];
     TFM_ASSERT(n < cap);
-    memcpy(K + (size_t)n * hd, r->k + (size_t)kvh * hd, (size_t)hd * sizeof(float));
-    memcpy(V + (size_t)n * hd, r->v + (size_t)kvh * hd, (size_t)hd * sizeof(float));
+    tfm__kv_store(f16, K + (size_t)n * row, r->k + (size_t)kvh * hd, hd);
+    tfm__kv_store(f16, V + (size_t)n * row, r->v + (size_t)kvh * hd, hd);
     pos[n] = r->pos;
     score[n] = 0;
     n++;
     for (i = 0; i < n; i++) psum[i] = 0;
+    if (f16)
+        tfm__attend_f16(s->probs_ + (size_t)kvh * group * (size_t)cap, (size_t)cap, r->q + (size_t)kvh * group * hd, r->out + (size_t)kvh * group * hd, group,
+                        (const uint16_t *)(const void *)K, (const uint16_t *)(const void *)V, n, hd, scale);
     for (g = 0; g < group; g++) {
         const int32_t h = kvh * group + g;
         const float *q = r->q + (size_t)h * hd;
         float *p = s->probs_ + (size_t)h * (size_t)cap, *o = r->out + (size_t)h * hd;
-        tfm__scores(p, q, K, n, hd, scale);
-        tfm__softmax(p, n);
-        tfm__mix(o, p, V, n, hd);
+        if (!f16) {
+            tfm__scores(p, q, (const float *)(const void *)K, n, hd, scale);
+            tfm__softmax(p, n);
+            tfm__mix(o, p, (const float *)(const void *)V, n, hd);
+        }
         for (i = 0; i < n; i++) psum[i] += p[i];
     }
     e = tfm__kv_step(kv, pos, score, psum, n, r->pos);
@@ -3437,8 +3525,8 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     if (e >= 0) {
         const int32_t last = n - 1;
         if (e != last) {
-            memcpy(K + (size_t)e * hd, K + (size_t)last * hd, (size_t)hd * sizeof(float));
-            memcpy(V + (size_t)e * hd, V + (size_t)last * hd, (size_t)hd * sizeof(float));
+            memcpy(K + (size_t)e * row, K + (size_t)last * row, row);
+            memcpy(V + (size_t)e * row, V + (size_t)last * row, row);
             pos[e] = pos[last];
             score[e] = score[last];
         }

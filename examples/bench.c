@@ -1,10 +1,14 @@
 /* bench - prefill and decode speed of one GGUF file, as one JSON line.
  *
- *   bench -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS] [-f]
+ *   bench -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-d DEPTH] [-c f32|f16] [-r REPS] [-f]
  *
  * start-up  : open (mmap) + model + session + the first token's logits, timed once, first.
  * prefill   : one batch of N_PROMPT (128) tokens from an empty context, tokens/s.
  * decode    : N_GEN (64) tokens one at a time from an empty context, tokens/s.
+ * depth     : with -d, prefill and decode start after DEPTH tokens already in the cache (evaluated
+ *             once, untimed, into a second sequence that each run copies), so attention reads
+ *             DEPTH more keys and values per token.
+ * cache     : -c f16 keeps keys and values as F16 (tfm_kv_config.type; default f32).
  * Each is run REPS (3) times after one warm-up; the median is reported.
  * threads   : THREADS is the most the session uses (tfm_session_config.threads_fixed); -f fixes
  *             it. decode_threads is the mean thread count of the measured decode evals.
@@ -169,7 +173,7 @@ static void fill_tokens(int32_t *tok, int n, int32_t n_vocab) {
 
 int main(int argc, char **argv) {
     const char *path = NULL;
-    int threads = 0, n_prompt = 128, n_gen = 64, reps = 3, fixed = 0, i, r;
+    int threads = 0, n_prompt = 128, n_gen = 64, depth = 0, reps = 3, fixed = 0, f16 = 0, i, r;
     long threads_used = 0;
     tfm_model m;
     tfm_session s;
@@ -184,38 +188,52 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) n_prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) n_gen = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-d") && i + 1 < argc) depth = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-c") && i + 1 < argc && (!strcmp(argv[i + 1], "f16") || !strcmp(argv[i + 1], "f32"))) f16 = !strcmp(argv[++i], "f16");
         else if (!strcmp(argv[i], "-f")) fixed = 1;
-        else { fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS] [-f]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-d DEPTH] [-c f32|f16] [-r REPS] [-f]\n", argv[0]); return 2; }
     }
-    if (!path || n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 32) {
-        fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPS 1..32] [-f]\n", argv[0]);
+    if (!path || n_prompt < 1 || n_gen < 1 || depth < 0 || depth > (1 << 20) || reps < 1 || reps > 32) {
+        fprintf(stderr, "usage: %s -m FILE [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-d DEPTH] [-c f32|f16] [-r REPS 1..32] [-f]\n", argv[0]);
         return 2;
     }
     memset(&cfg, 0, sizeof cfg);
     cfg.n_threads = threads;
     cfg.threads_fixed = fixed;
-    cfg.n_ctx = n_prompt + n_gen;
+    cfg.n_ctx = depth + (n_prompt > n_gen ? n_prompt : n_gen);
+    cfg.kv.type = f16 ? TFM_TYPE_F16 : TFM_TYPE_F32;
+    cfg.n_seq = depth ? 2 : 1;
     cfg.n_batch = n_prompt;
 
     t0 = now_s();
     if (tfm_model_load(&m, path) != TFM_OK) { fprintf(stderr, "bench: %s: %s\n", path, m.error); return 1; }
     if (tfm_session_init(&s, &m, &cfg) != TFM_OK) { fprintf(stderr, "bench: session: %s\n", s.error); return 1; }
-    tok = (int32_t *)malloc((size_t)(n_prompt + n_gen) * sizeof *tok);
+    tok = (int32_t *)malloc((size_t)(depth + n_prompt + n_gen) * sizeof *tok);
     if (!tok) return 1;
-    fill_tokens(tok, n_prompt + n_gen, m.hp.n_vocab);
+    fill_tokens(tok, depth + n_prompt + n_gen, m.hp.n_vocab);
     if (tfm_session_eval(&s, tok, NULL, 1, NULL) != TFM_OK) { fprintf(stderr, "bench: eval: %s\n", s.error); return 1; }
     startup_ms = 1e3 * (now_s() - t0);
+    if (depth) { /* the context every run starts from, in sequence 1 */
+        int32_t *one = (int32_t *)malloc((size_t)depth * sizeof *one);
+        if (!one) return 1;
+        for (i = 0; i < depth; i++) one[i] = 1;
+        tfm_seq_reset(&s, 1);
+        if (tfm_session_eval(&s, tok, one, (size_t)depth, NULL) != TFM_OK) { fprintf(stderr, "bench: depth: %s\n", s.error); return 1; }
+        free(one);
+    }
 
     for (r = -1; r < reps; r++) { /* r = -1: warm-up */
         double t;
         tfm_seq_reset(&s, 0);
+        if (depth) tfm_seq_copy(&s, 0, 1);
         t = now_s();
-        tfm_session_eval(&s, tok, NULL, (size_t)n_prompt, NULL);
+        tfm_session_eval(&s, tok + depth, NULL, (size_t)n_prompt, NULL);
         if (r >= 0) pp[r] = now_s() - t;
         tfm_seq_reset(&s, 0);
+        if (depth) tfm_seq_copy(&s, 0, 1);
         t = now_s();
         for (i = 0; i < n_gen; i++) {
-            tfm_session_eval(&s, tok + i, NULL, 1, NULL); /* as llama-bench: no sampling */
+            tfm_session_eval(&s, tok + depth + i, NULL, 1, NULL); /* as llama-bench: no sampling */
             if (r >= 0) threads_used += s.n_threads_used;
         }
         if (r >= 0) tg[r] = now_s() - t;
@@ -226,10 +244,10 @@ int main(int argc, char **argv) {
     bytes = decode_bytes(&m);
     bw = measure_bandwidth(s.cfg.n_threads);
     cpu_name(cpu, sizeof cpu);
-    printf("{\"model\": \"%s\", \"cpu\": \"%s\", \"kernels\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"threads_fixed\": %d, \"decode_threads\": %.2f, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, "
+    printf("{\"model\": \"%s\", \"cpu\": \"%s\", \"kernels\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"threads_fixed\": %d, \"decode_threads\": %.2f, \"omp_wait_policy\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"depth\": %d, \"kv_type\": \"%s\", "
            "\"prefill_tps\": %.1f, \"decode_tps\": %.2f, \"startup_ms\": %.1f, \"weight_bytes_per_token\": %.0f, "
            "\"bandwidth_gbs\": %.1f, \"bw_limit_tps\": %.2f, \"bw_fraction\": %.3f, \"peak_rss_mb\": %.1f}\n",
-           path, cpu, tfm_kernels(), tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, fixed, (double)threads_used / ((double)reps * n_gen), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, pp_tps, tg_tps, startup_ms,
+           path, cpu, tfm_kernels(), tfm_type_name(m.layers[0].w_up.type), s.cfg.n_threads, fixed, (double)threads_used / ((double)reps * n_gen), getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default", n_prompt, n_gen, depth, f16 ? "f16" : "f32", pp_tps, tg_tps, startup_ms,
            bytes, bw, bw * 1e9 / bytes, tg_tps * bytes / (bw * 1e9), (double)ru.ru_maxrss / 1024.0);
     free(tok);
     tfm_session_free(&s);

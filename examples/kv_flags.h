@@ -8,6 +8,7 @@
                                  fraction of the budget ("0.5"); A2SF does much better with one,
                                  see docs/kv-eval.md
      --kv-sink N                 protected first positions
+     --kv-type f32|f16           cached keys and values (default f32; f16 halves the cache)
 
    Include after tfm.h (declarations are enough). Everything here is static: one copy per program.
 
@@ -41,7 +42,8 @@ typedef struct {
     "  --kv-alpha A               A2SF forgetting factor in [0, 1] (default 0)\n" \
     "  --kv-recent N              protected most recent positions, or a fraction of the budget (0.5);\n" \
     "                             h2o default: budget / 2; a2sf: 0, but half the budget works much better\n" \
-    "  --kv-sink N                protected first positions (default 0)\n"
+    "  --kv-sink N                protected first positions (default 0)\n" \
+    "  --kv-type f32|f16          cached keys and values (default f32; f16 halves the cache)\n"
 
 static const char *kv_policy_name(tfm_kv_policy p) {
     switch (p) {
@@ -111,9 +113,13 @@ static int kv_flags_parse(kv_flags *f, int argc, char **argv, int *i, char *err,
         } else ok = kv_flags_count(v, &f->kv.n_recent);
     }
     else if (strcmp(a, "--kv-sink") == 0) ok = kv_flags_count(v, &f->kv.n_sink);
+    else if (strcmp(a, "--kv-type") == 0) {
+        ok = strcmp(v, "f32") == 0 || strcmp(v, "f16") == 0;
+        f->kv.type = strcmp(v, "f16") == 0 ? TFM_TYPE_F16 : TFM_TYPE_F32;
+    }
     else { snprintf(err, errcap, "unknown flag %s", a); return -1; }
     if (!ok) {
-        snprintf(err, errcap, "bad value for %s: '%s' (policies: full a2sf h2o window; budget: a count, or a ratio like 0.2 or 20%%; recent: a count or a fraction like 0.5; alpha in [0, 1])", a, v);
+        snprintf(err, errcap, "bad value for %s: '%s' (policies: full a2sf h2o window; budget: a count, or a ratio like 0.2 or 20%%; recent: a count or a fraction like 0.5; alpha in [0, 1]; type: f32 or f16)", a, v);
         return -1;
     }
     (*i)++;

@@ -308,6 +308,51 @@ static void test_vector_kernels(void) {
         CHECK(ws <= TOL_SIMD, "attention scores SIMD vs plain C %.3g", ws);
         CHECK(wm <= TOL_SIMD, "attention mix SIMD vs plain C %.3g", wm);
     }
+    { /* attention over an F16 cache for groups of 1..3 query heads (GQA), n up to 300 keys so
+         the SIMD path's 4096-value blocks split the rows (head sizes 16..128): probabilities and
+         outputs against plain C, and plain C's scores against the F32 cache's within what
+         rounding the keys to F16 allows (2^-11 of each term, relative) */
+        static const int hds[] = {16, 48, 64, 80, 128, 20};
+        enum { NK = 300, HD = 128, G = 3 };
+        static float K[NK * HD], V[NK * HD], q[G * HD], p1[G * NK], p2[G * NK], p3[NK], o1[G * HD], o2[G * HD];
+        static uint16_t K16[NK * HD], V16[NK * HD];
+        size_t h;
+        double wp = 0, wo = 0, fs = 0;
+        int g;
+        for (i = 0; i < NK * HD; i++) {
+            K[i] = frand();
+            V[i] = frand();
+            K16[i] = tfm_fp32_to_fp16(K[i]);
+            V16[i] = tfm_fp32_to_fp16(V[i]);
+        }
+        for (i = 0; i < G * HD; i++) q[i] = frand() * 4;
+        for (h = 0; h < sizeof hds / sizeof hds[0]; h++)
+            for (g = 1; g <= G; g++)
+                for (n = 1; n <= NK; n += (n < 40 ? 3 : 67)) {
+                    int hd = hds[h], j;
+                    tfm__attend_f16(p1, NK, q, o1, g, K16, V16, n, hd, 0.125f);
+                    tfm__attend_f16_ref(p2, NK, q, o2, g, K16, V16, n, hd, 0.125f);
+                    for (j = 0; j < g; j++) {
+                        tfm__scores_f16_ref(p3, q + j * hd, K16, n, hd, 0.125f);
+                        for (i = 0; i < n; i++) {
+                            const double f = fabs((double)p3[i] - 0.125 * tfm__dot_f32_ref(q + j * hd, K + (size_t)i * hd, hd)) / (0.125 * abs_scale(q + j * hd, K + (size_t)i * hd, hd));
+                            const double e = fabs((double)p1[j * NK + i] - p2[j * NK + i]) / (1e-5 * p2[j * NK + i] + 1e-12);
+                            fs = f > fs ? f : fs;
+                            wp = e > wp ? e : wp;
+                        }
+                        for (i = 0; i < hd; i++) {
+                            double scale = 0, e;
+                            int k;
+                            for (k = 0; k < n; k++) scale += fabs((double)p2[j * NK + k] * V[(size_t)k * hd + i]);
+                            e = fabs((double)o1[j * hd + i] - o2[j * hd + i]) / (scale + 1e-30);
+                            wo = e > wo ? e : wo;
+                        }
+                    }
+                }
+        CHECK(wp <= 1.0, "F16 cache attention probabilities SIMD vs plain C: %.3g of the tolerance", wp);
+        CHECK(wo <= 1e-5, "F16 cache attention output SIMD vs plain C %.3g", wo);
+        CHECK(fs <= 1.0 / 2048 + TOL_SIMD, "F16 cache scores vs F32: %.3g (bound 2^-11)", fs);
+    }
     { /* softmax: 1..300 scores spread over [-s, s] for s up to 200 (so some exponentials
          underflow), each probability within 1e-6 relative (plus 1e-12) of plain C's */
         static float a[300], b[300];

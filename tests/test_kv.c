@@ -329,6 +329,77 @@ static void memory_formula(const char *name, const tfm_model *m, int32_t n_ctx) 
            bytes_per_slot(&m->hp, 1), heap(m, TFM_KV_FULL, 0, n_ctx, 1), n_ctx, heap(m, TFM_KV_A2SF, 63, n_ctx, 1));
 }
 
+/* An F16 cache (kv.type): half the key and value bytes, exactly; logits close to the F32 cache's
+   with the same argmax almost everywhere, also when a WINDOW evicts (which keeps the same
+   positions whatever the scores, so both caches hold the same tokens); a copied sequence
+   continues bit for bit like its source; other types refused. */
+static void f16_cache(const char *name, const tfm_model *m, const int32_t *ids, int n, const float *full) {
+    const size_t V = (size_t)m->hp.n_vocab, nv = (size_t)n * V;
+    const size_t half = (size_t)m->hp.n_layer * (size_t)m->hp.n_head_kv * 64 * 2 * (size_t)m->hp.head_dim * 2;
+    tfm_session s, s32;
+    tfm_session_config c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
+    size_t b32 = 0, b16 = 0;
+    float *lg, *lw;
+    double d, big = 0;
+    int i, same = 0;
+    int32_t next = ids[1];
+    c.kv.type = TFM_TYPE_Q8_0;
+    CHECK(tfm_session_heap_size(m, &c, &b16) == TFM_ERR_ARG, "%s: a Q8_0 cache accepted", name);
+    CHECK(tfm_session_init(&s, m, &c) == TFM_ERR_ARG && strstr(s.error, "KV cache type"), "%s: a Q8_0 cache: '%s'", name, s.error);
+    c = config(TFM_KV_A2SF, 63, 0.5f, 0, 0, n); /* capacity 64: the arrays' alignment adds nothing */
+    CHECK(tfm_session_heap_size(m, &c, &b32) == TFM_OK, "heap size");
+    c.kv.type = TFM_TYPE_F16;
+    CHECK(tfm_session_heap_size(m, &c, &b16) == TFM_OK, "heap size F16");
+    CHECK(b32 - b16 == half, "%s: an F16 cache saves %zu bytes at capacity 64, by the layout %zu", name, b32 - b16, half);
+
+    c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
+    c.kv.type = TFM_TYPE_F16;
+    if (!(lg = run_logits(m, &s, &c, ids, n, 0))) return;
+    tfm_session_free(&s);
+    for (i = 0; i < n; i++) {
+        const float *a = lg + (size_t)i * V, *b = full + (size_t)i * V;
+        size_t k, ka = 0, kb = 0;
+        for (k = 0; k < V; k++) {
+            if (a[k] > a[ka]) ka = k;
+            if (b[k] > b[kb]) kb = k;
+            big = fabs((double)b[k]) > big ? fabs((double)b[k]) : big;
+        }
+        same += ka == kb;
+    }
+    d = max_diff(lg, full, nv);
+    CHECK(d > 0 && d <= 0.02 * big, "%s: F16 cache logits differ from F32 by %.3g (largest logit %.3g)", name, d, big);
+    CHECK(same >= n * 95 / 100, "%s: F16 cache: same argmax at %d of %d positions", name, same, n);
+    printf("  %s: F16 cache vs F32: max |logit diff| %.3g (largest logit %.3g), same argmax at %d of %d\n", name, d, big, same, n);
+    free(lg);
+
+    c = config(TFM_KV_WINDOW, n / 4, 0, 0, 2, n);
+    lw = run_logits(m, &s32, &c, ids, n, 0);
+    c.kv.type = TFM_TYPE_F16;
+    lg = run_logits(m, &s, &c, ids, n, 0);
+    if (lw && lg) {
+        d = max_diff(lg, lw, nv);
+        CHECK(d > 0 && d <= 0.02 * big && same_kept(&s, 0, &s32, 0), "%s: WINDOW %d, F16 vs F32 cache: logits differ by %.3g", name, n / 4, d);
+        tfm_session_free(&s);
+        tfm_session_free(&s32);
+    }
+    free(lw);
+    free(lg);
+
+    c = config(TFM_KV_A2SF, n / 4, 0.5f, 0, 0, n);
+    c.kv.type = TFM_TYPE_F16;
+    c.n_seq = 2;
+    if (tfm_session_init(&s, m, &c) == TFM_OK) {
+        int32_t seq[2] = {0, 1}, two[2];
+        CHECK(tfm_session_eval(&s, ids, NULL, (size_t)n / 2, NULL) == TFM_OK, "eval");
+        CHECK(tfm_seq_copy(&s, 1, 0) == TFM_OK, "copy");
+        two[0] = two[1] = next;
+        CHECK(tfm_session_eval(&s, two, seq, 2, NULL) == TFM_OK, "eval two");
+        CHECK(memcmp(tfm_session_logits(&s, 0), tfm_session_logits(&s, 1), V * sizeof(float)) == 0 && same_kept(&s, 0, &s, 1),
+              "%s: an F16 sequence copy does not continue like its source", name);
+        tfm_session_free(&s);
+    }
+}
+
 static void identities(const char *name, const tfm_model *m, const int32_t *ids, int n) {
     tfm_session s;
     tfm_session_config c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
@@ -340,6 +411,7 @@ static void identities(const char *name, const tfm_model *m, const int32_t *ids,
     identity_h2o(name, m, ids, n);
     identity_batched(name, m, ids, n);
     memory_formula(name, m, n);
+    f16_cache(name, m, ids, n, full);
     free(full);
 }
 
@@ -494,7 +566,8 @@ static void test_flags(void) {
     static const char *ok[] = {"--kv", "a2sf", "--kv-budget", "20%", "--kv-alpha", "0.25", "--kv-recent", "3", "--kv-sink", "1"};
     static const char *count[] = {"--kv", "h2o", "--kv-budget", "64"};
     static const char *bad[][2] = {{"--kv", "lru"}, {"--kv-budget", "0"}, {"--kv-budget", "1.5"}, {"--kv-alpha", "2"},
-                                   {"--kv-recent", "-1"}, {"--kv-recent", "1.5"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"}};
+                                   {"--kv-recent", "-1"}, {"--kv-recent", "1.5"}, {"--kv-sink", "x"}, {"--kv-budget", "-5%"}, {"--kvx", "1"},
+                                   {"--kv-type", "q8_0"}};
     kv_flags f;
     tfm_kv_config kv;
     char err[256];
@@ -503,6 +576,11 @@ static void test_flags(void) {
     CHECK(kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.policy == TFM_KV_A2SF && kv.budget == 100 && kv.alpha == 0.25f &&
           kv.n_recent == 3 && kv.n_sink == 1, "flags: budget 20%% of 500 gave %d", kv.budget);
     CHECK(flags_run(&f, 4, count, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.budget == 64, "flags: count budget");
+    {
+        static const char *f16[] = {"--kv-type", "f16"};
+        CHECK(flags_run(&f, 2, f16, err, sizeof err) >= 0 && kv_flags_finish(&f, 500, &kv, err, sizeof err) == 0 && kv.policy == TFM_KV_FULL &&
+              kv.type == TFM_TYPE_F16, "flags: --kv-type f16 (with the full cache)");
+    }
     {
         static const char *frac[] = {"--kv", "a2sf", "--kv-budget", "0.1", "--kv-recent", "0.5"};
         CHECK(flags_run(&f, 6, frac, err, sizeof err) >= 0 && kv_flags_finish(&f, 512, &kv, err, sizeof err) == 0 && kv.budget == 51 && kv.n_recent == 26,

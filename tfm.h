@@ -419,7 +419,8 @@ typedef struct {
     int32_t n_recent;   /* protected most recent positions (H2O: 0 means budget / 2) */
     int32_t n_sink;     /* protected first positions */
     tfm_type type;      /* cached keys and values: TFM_TYPE_F32 (0) or TFM_TYPE_F16 (half the memory,
-                           and half the bytes each token's attention reads) */
+                           and half the bytes each token's attention reads; values beyond
+                           +-65504 would become infinite) */
 } tfm_kv_config;
 
 /* Called after each token's attention in each layer and KV head (for tests and analysis):
@@ -2092,16 +2093,18 @@ TFM__INLINE void tfm__mix_t(int add, float *o, const float *p, const float *V, i
 }
 static void tfm__mix(float *o, const float *p, const float *V, int64_t n, int64_t hd) { tfm__mix_t(0, o, p, V, n, hd); }
 
-/* Values per block buffer of tfm__attend_f16 (16 KB on the stack). */
-#define TFM__KV_BLOCK 4096
+/* Values per block buffer of tfm__attend_f16, on the stack: VL rows of the longest head (AVX2:
+   16 KB, AVX-512: 32 KB, NEON: 8 KB with TFM_MAX_HEAD_DIM 512). */
+#define TFM__KV_BLOCK (TFM__VL * TFM_MAX_HEAD_DIM)
 
 /* Attention of `group` query heads (q + g hd; scores and then probabilities into p + g ps, outputs
    into o + g hd) over n F16 keys and values: blocks of rows are widened once into a buffer and
    go through the F32 kernels for every head of the group, so GQA does not convert a row per
-   head. The same sums as tfm__scores / tfm__mix over the widened cache. */
+   head. Blocks start at multiples of VL rows, so the sums are those of tfm__scores / tfm__mix
+   over the whole widened cache, bit for bit. */
 static void tfm__attend_f16(float *p, size_t ps, const float *q, float *o, int32_t group, const uint16_t *K, const uint16_t *V, int64_t n, int64_t hd, float scale) {
     float buf[TFM__KV_BLOCK];
-    const int64_t rows = TFM__KV_BLOCK / hd; /* hd <= TFM_MAX_HEAD_DIM: at least 8 */
+    const int64_t rows = TFM__KV_BLOCK / hd / TFM__VL * TFM__VL; /* hd <= TFM_MAX_HEAD_DIM: at least VL */
     int64_t i0;
     int32_t g;
     for (i0 = 0; i0 < n; i0 += rows) {
@@ -3278,7 +3281,8 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
 /* Bytes per cached key or value element. */
 static size_t tfm__kv_elt(const tfm_session_config *c) { return c->kv.type == TFM_TYPE_F16 ? 2 : 4; }
 
-/* Bytes of one cache array of 4-byte elements, `per_slot` per slot; 0 if it overflows size_t. */
+/* Bytes of one cache array of up to 4-byte elements, `per_slot` per slot (an upper bound, for the
+   overflow check); 0 if it overflows size_t. */
 static size_t tfm__kv_array_bytes(const tfm_hparams *hp, const tfm_session_config *c, int32_t capacity, size_t per_slot) {
     size_t n = (size_t)c->n_seq, f[4];
     int i;

@@ -8,7 +8,8 @@
  * depth     : with -d, prefill and decode start after DEPTH tokens already in the cache (evaluated
  *             once, untimed, into a second sequence that each run copies), so attention reads
  *             DEPTH more keys and values per token.
- * cache     : -c f16 keeps keys and values as F16 (tfm_kv_config.type; default f32).
+ * cache     : -c f16 keeps keys and values as F16 (tfm_kv_config.type; default f32). With -d the
+ *             session holds two sequences, so peak_rss counts two caches.
  * Each is run REPS (3) times after one warm-up; the median is reported.
  * threads   : THREADS is the most the session uses (tfm_session_config.threads_fixed); -f fixes
  *             it. decode_threads is the mean thread count of the measured decode evals.
@@ -200,7 +201,7 @@ int main(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg);
     cfg.n_threads = threads;
     cfg.threads_fixed = fixed;
-    cfg.n_ctx = depth + (n_prompt > n_gen ? n_prompt : n_gen);
+    cfg.n_ctx = depth + n_prompt + n_gen;
     cfg.kv.type = f16 ? TFM_TYPE_F16 : TFM_TYPE_F32;
     cfg.n_seq = depth ? 2 : 1;
     cfg.n_batch = n_prompt;

@@ -378,11 +378,11 @@ static void print_json(const options *o, const reference *ref, const run_result 
     const double n = r->scored ? (double)r->scored : 1;
     printf("{\"model\":\"%s\",\"policy\":\"%s\",\"ratio\":%.4g,\"budget\":%d,\"alpha\":%.4g,\"n_recent\":%d,\"n_sink\":%d,"
            "\"ppl\":%.6g,\"nll\":%.6g,\"kl\":%.6g,\"top1\":%.6g,\"diverge\":%.4g,\"diverge_min\":%d,\"gen\":%d,"
-           "\"evict_new\":%.4g,\"recent_frac\":%.4g,\"tokens\":%ld,\"segments\":%d,\"len\":%d,\"heap_bytes\":%zu}\n",
+           "\"evict_new\":%.4g,\"recent_frac\":%.4g,\"tokens\":%ld,\"segments\":%d,\"len\":%d,\"heap_bytes\":%zu,\"kv_type\":\"%s\"}\n",
            o->name, kv_policy_name(r->kv.policy), r->ratio, r->kv.policy == TFM_KV_FULL ? ref->len : r->kv.budget,
            r->kv.policy == TFM_KV_A2SF || r->kv.policy == TFM_KV_H2O ? r->kv.alpha : 0, r->kv.n_recent, r->kv.n_sink,
            exp(r->nll / n), r->nll / n, r->kl / n, r->top1 / n, ref->n_greedy ? r->diverge_mean : -1, r->diverge_min, ref->gen,
-           r->evictions ? (double)r->evicted_new / (double)r->evictions : 0, r->recent_frac, r->scored, ref->n_seg, ref->len, r->heap);
+           r->evictions ? (double)r->evicted_new / (double)r->evictions : 0, r->recent_frac, r->scored, ref->n_seg, ref->len, r->heap, r->kv.type == TFM_TYPE_F16 ? "f16" : "f32");
     fflush(stdout);
 }
 
@@ -402,11 +402,13 @@ static void sweep(const options *o, const reference *ref) {
     tfm_kv_config kv;
     int i, a;
     memset(&kv, 0, sizeof kv);
+    kv.type = o->kv.kv.type;
     if (!o->a2sf_only) run_one(o, ref, kv, 1.0, 0);
     for (i = 0; i < o->n_ratios; i++) {
         if (!o->a2sf_only) {
             memset(&kv, 0, sizeof kv);
             kv.n_sink = o->kv.kv.n_sink;
+            kv.type = o->kv.kv.type;
             kv.policy = TFM_KV_H2O;
             run_one(o, ref, kv, o->ratios[i], 0);
             kv.policy = TFM_KV_WINDOW;

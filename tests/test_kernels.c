@@ -315,6 +315,8 @@ static void test_vector_kernels(void) {
         static const int hds[] = {16, 48, 64, 80, 128, 20};
         enum { NK = 300, HD = 128, G = 3 };
         static float K[NK * HD], V[NK * HD], q[G * HD], p1[G * NK], p2[G * NK], p3[NK], o1[G * HD], o2[G * HD];
+        static float Kw[NK * HD], Vw[NK * HD], pw[NK], ow[HD];
+        int exact = 1;
         static uint16_t K16[NK * HD], V16[NK * HD];
         size_t h;
         double wp = 0, wo = 0, fs = 0;
@@ -324,6 +326,8 @@ static void test_vector_kernels(void) {
             V[i] = frand();
             K16[i] = tfm_fp32_to_fp16(K[i]);
             V16[i] = tfm_fp32_to_fp16(V[i]);
+            Kw[i] = tfm_fp16_to_fp32(K16[i]);
+            Vw[i] = tfm_fp16_to_fp32(V16[i]);
         }
         for (i = 0; i < G * HD; i++) q[i] = frand() * 4;
         for (h = 0; h < sizeof hds / sizeof hds[0]; h++)
@@ -333,6 +337,12 @@ static void test_vector_kernels(void) {
                     tfm__attend_f16(p1, NK, q, o1, g, K16, V16, n, hd, 0.125f);
                     tfm__attend_f16_ref(p2, NK, q, o2, g, K16, V16, n, hd, 0.125f);
                     for (j = 0; j < g; j++) {
+#ifdef TFM__VL /* SIMD: the F32 kernels over the widened cache, bit for bit */
+                        tfm__scores(pw, q + j * hd, Kw, n, hd, 0.125f);
+                        tfm__softmax(pw, n);
+                        tfm__mix(ow, pw, Vw, n, hd);
+                        exact &= memcmp(pw, p1 + j * NK, (size_t)n * sizeof(float)) == 0 && memcmp(ow, o1 + j * hd, (size_t)hd * sizeof(float)) == 0;
+#endif
                         tfm__scores_f16_ref(p3, q + j * hd, K16, n, hd, 0.125f);
                         for (i = 0; i < n; i++) {
                             const double f = fabs((double)p3[i] - 0.125 * tfm__dot_f32_ref(q + j * hd, K + (size_t)i * hd, hd)) / (0.125 * abs_scale(q + j * hd, K + (size_t)i * hd, hd));
@@ -352,6 +362,7 @@ static void test_vector_kernels(void) {
         CHECK(wp <= 1.0, "F16 cache attention probabilities SIMD vs plain C: %.3g of the tolerance", wp);
         CHECK(wo <= 1e-5, "F16 cache attention output SIMD vs plain C %.3g", wo);
         CHECK(fs <= 1.0 / 2048 + TOL_SIMD, "F16 cache scores vs F32: %.3g (bound 2^-11)", fs);
+        CHECK(exact, "F16 cache attention differs from the F32 kernels over the widened cache");
     }
     { /* softmax: 1..300 scores spread over [-s, s] for s up to 200 (so some exponentials
          underflow), each probability within 1e-6 relative (plus 1e-12) of plain C's */
@@ -378,25 +389,31 @@ static void test_vector_kernels(void) {
     { /* SwiGLU, h * silu(g): 1..70 values (every tail length) with g spread over [-s, s] for s
          up to 200 (e^-g overflows in a naive form past 88), each within 1e-6 of |h g| of plain C's;
          and zero, minus zero and g = +-88.7 exactly handled */
-        static float h0[70], h1[70], h2[70], g[70];
+        static float h0[70], h1[70], h2[70], h3[70], g[70];
         static const float spreads[] = {0.01f, 1.0f, 8.0f, 200.0f};
         double worst = 0;
+        int same = 1;
         size_t sp;
         for (sp = 0; sp < sizeof spreads / sizeof spreads[0]; sp++)
             for (n = 1; n <= 70; n++) {
                 for (i = 0; i < n; i++) {
                     g[i] = frand() * spreads[sp];
-                    h0[i] = h1[i] = h2[i] = frand() * 3;
+                    h0[i] = h1[i] = h2[i] = h3[i] = frand() * 3;
                 }
                 if (n > 4) { g[0] = 0.0f; g[1] = -0.0f; g[2] = 88.7f; g[3] = -88.7f; }
                 tfm__swiglu(h1, g, n);
                 tfm__swiglu_ref(h2, g, n);
+                tfm__swiglu(h3, g, n / 3); /* in two pieces: each value as in one call */
+                tfm__swiglu(h3 + n / 3, g + n / 3, n - n / 3);
+                same &= memcmp(h1, h3, (size_t)n * sizeof(float)) == 0;
                 for (i = 0; i < n; i++) {
-                    const double e = fabs((double)h1[i] - h2[i]) / (1e-6 * fabs((double)h0[i] * g[i]) + 1e-30);
+                    const double want = (double)h0[i] * g[i] / (1 + exp(-(double)g[i]));
+                    const double e = fabs((double)h1[i] - h2[i]) / (1e-6 * fabs(want) + 1e-35);
                     worst = e > worst ? e : worst;
                 }
             }
         CHECK(worst <= 1.0, "SwiGLU SIMD vs plain C: %.3g of the tolerance", worst);
+        CHECK(same, "SwiGLU: a value's result depends on where the call starts");
     }
 }
 

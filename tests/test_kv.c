@@ -379,9 +379,9 @@ static void f16_cache(const char *name, const tfm_model *m, const int32_t *ids, 
     if (lw && lg) {
         d = max_diff(lg, lw, nv);
         CHECK(d > 0 && d <= 0.02 * big && same_kept(&s, 0, &s32, 0), "%s: WINDOW %d, F16 vs F32 cache: logits differ by %.3g", name, n / 4, d);
-        tfm_session_free(&s);
-        tfm_session_free(&s32);
     }
+    if (lw) tfm_session_free(&s32);
+    if (lg) tfm_session_free(&s);
     free(lw);
     free(lg);
 

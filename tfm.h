@@ -3479,13 +3479,13 @@ typedef struct {
     float *out;       /* [n_head * hd] */
 } tfm__att_row;
 
-/* A key or value row (hd values) into the cache, as F16 or F32. */
-static void tfm__kv_store(int f16, unsigned char *dst, const float *x, int32_t hd) {
-    int32_t i;
-    if (!f16) { memcpy(dst, x, (size_t)hd * sizeof(float)); return; }
-    for (i = 0; i < hd; i++) {
-        const uint16_t h = tfm_fp32_to_fp16(x[i]);
-        memcpy(dst + 2 * (size_t)i, &h, 2);
+/* tfm__attend_f16 over an F32 cache: each query head of the group in turn. */
+static void tfm__attend_f32(float *p, size_t ps, const float *q, float *o, int32_t group, const float *K, const float *V, int64_t n, int64_t hd, float scale) {
+    int32_t g;
+    for (g = 0; g < group; g++) {
+        tfm__scores(p + g * ps, q + g * hd, K, n, hd, scale);
+        tfm__softmax(p + g * ps, n);
+        tfm__mix(o + g * hd, p + g * ps, V, n, hd);
     }
 }
 
@@ -3495,35 +3495,29 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     const tfm_kv_config *kv = &s->cfg.kv;
     const int32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, cap = s->capacity;
     const size_t ci = tfm__cache_index(s, r->seq, r->layer, kvh), row = (size_t)hd * tfm__kv_elt(&s->cfg);
-    const int f16 = s->cfg.kv.type == TFM_TYPE_F16;
     unsigned char *K = s->k_ + ci * (size_t)cap * row, *V = s->v_ + ci * (size_t)cap * row;
     int32_t *pos = s->slot_pos_ + ci * (size_t)cap;
     float *score = s->slot_score_ + ci * (size_t)cap;
     float *psum = s->probs_ + (size_t)(hp->n_head + kvh) * (size_t)cap;
+    const size_t h0 = (size_t)kvh * (size_t)group; /* the group's first query head */
+    float *p0 = s->probs_ + h0 * (size_t)cap, *o0 = r->out + h0 * (size_t)hd;
+    const float *q0 = r->q + h0 * (size_t)hd;
     const float scale = 1.0f / TFM_SQRTF((float)hd);
     int32_t n, i, g, e;
     n = s->n_used_[ci];
     TFM_ASSERT(n < cap);
-    tfm__kv_store(f16, K + (size_t)n * row, r->k + (size_t)kvh * hd, hd);
-    tfm__kv_store(f16, V + (size_t)n * row, r->v + (size_t)kvh * hd, hd);
+    (void)tfm_quantize_row(kv->type, r->k + (size_t)kvh * hd, K + (size_t)n * row, hd); /* F32 or F16: checked at init */
+    (void)tfm_quantize_row(kv->type, r->v + (size_t)kvh * hd, V + (size_t)n * row, hd);
     pos[n] = r->pos;
     score[n] = 0;
     n++;
+    if (kv->type == TFM_TYPE_F16)
+        tfm__attend_f16(p0, (size_t)cap, q0, o0, group, (const uint16_t *)(const void *)K, (const uint16_t *)(const void *)V, n, hd, scale);
+    else
+        tfm__attend_f32(p0, (size_t)cap, q0, o0, group, (const float *)(const void *)K, (const float *)(const void *)V, n, hd, scale);
     for (i = 0; i < n; i++) psum[i] = 0;
-    if (f16)
-        tfm__attend_f16(s->probs_ + (size_t)kvh * group * (size_t)cap, (size_t)cap, r->q + (size_t)kvh * group * hd, r->out + (size_t)kvh * group * hd, group,
-                        (const uint16_t *)(const void *)K, (const uint16_t *)(const void *)V, n, hd, scale);
-    for (g = 0; g < group; g++) {
-        const int32_t h = kvh * group + g;
-        const float *q = r->q + (size_t)h * hd;
-        float *p = s->probs_ + (size_t)h * (size_t)cap, *o = r->out + (size_t)h * hd;
-        if (!f16) {
-            tfm__scores(p, q, (const float *)(const void *)K, n, hd, scale);
-            tfm__softmax(p, n);
-            tfm__mix(o, p, (const float *)(const void *)V, n, hd);
-        }
-        for (i = 0; i < n; i++) psum[i] += p[i];
-    }
+    for (g = 0; g < group; g++)
+        for (i = 0; i < n; i++) psum[i] += p0[(size_t)g * (size_t)cap + (size_t)i];
     e = tfm__kv_step(kv, pos, score, psum, n, r->pos);
     if (s->cfg.observer) s->cfg.observer(s->cfg.observer_user, r->seq, r->layer, kvh, r->pos, pos, psum, n, e >= 0 ? pos[e] : -1);
     if (e >= 0) {

@@ -315,7 +315,9 @@ static void test_vector_kernels(void) {
         static const int hds[] = {16, 48, 64, 80, 128, 20};
         enum { NK = 300, HD = 128, G = 3 };
         static float K[NK * HD], V[NK * HD], q[G * HD], p1[G * NK], p2[G * NK], p3[NK], o1[G * HD], o2[G * HD];
+#ifdef TFM__VL
         static float Kw[NK * HD], Vw[NK * HD], pw[NK], ow[HD];
+#endif
         int exact = 1;
         static uint16_t K16[NK * HD], V16[NK * HD];
         size_t h;
@@ -326,8 +328,10 @@ static void test_vector_kernels(void) {
             V[i] = frand();
             K16[i] = tfm_fp32_to_fp16(K[i]);
             V16[i] = tfm_fp32_to_fp16(V[i]);
+#ifdef TFM__VL
             Kw[i] = tfm_fp16_to_fp32(K16[i]);
             Vw[i] = tfm_fp16_to_fp32(V16[i]);
+#endif
         }
         for (i = 0; i < G * HD; i++) q[i] = frand() * 4;
         for (h = 0; h < sizeof hds / sizeof hds[0]; h++)

@@ -400,6 +400,58 @@ static void f16_cache(const char *name, const tfm_model *m, const int32_t *ids, 
     }
 }
 
+/* A kept slot holds its own position's key and value row, byte for byte, after any number of
+   evictions (which move the last slot into the hole). Layer 0's rows depend only on the token and
+   its position, not on what attention kept, so they must equal FULL's row at that position. */
+static int kept_rows_match(const char *name, const tfm_session *p, const tfm_session *f) {
+    const tfm_hparams *hp = &p->model->hp;
+    const size_t row = (size_t)hp->head_dim * tfm__kv_elt(&p->cfg);
+    int32_t h, i, bad = 0;
+    for (h = 0; h < hp->n_head_kv; h++) {
+        const size_t ci = tfm__cache_index(p, 0, 0, h), cf = tfm__cache_index(f, 0, 0, h);
+        const unsigned char *K = p->k_ + ci * (size_t)p->capacity * row, *V = p->v_ + ci * (size_t)p->capacity * row;
+        const unsigned char *KF = f->k_ + cf * (size_t)f->capacity * row, *VF = f->v_ + cf * (size_t)f->capacity * row;
+        for (i = 0; i < p->n_used_[ci]; i++) {
+            const int32_t pos = p->slot_pos_[ci * (size_t)p->capacity + (size_t)i];
+            const int ok = pos >= 0 && pos < f->n_used_[cf] && f->slot_pos_[cf * (size_t)f->capacity + (size_t)pos] == pos &&
+                           memcmp(K + (size_t)i * row, KF + (size_t)pos * row, row) == 0 &&
+                           memcmp(V + (size_t)i * row, VF + (size_t)pos * row, row) == 0;
+            if (!ok && bad++ == 0) CHECK(0, "%s: KV head %d slot %d (position %d) does not hold that position's key and value", name, h, i, pos);
+        }
+    }
+    return bad == 0;
+}
+
+static void kept_rows(const char *name, const tfm_model *m, const int32_t *ids, int n) {
+    static const tfm_kv_policy pol[3] = {TFM_KV_A2SF, TFM_KV_H2O, TFM_KV_WINDOW};
+    static const tfm_type types[2] = {TFM_TYPE_F32, TFM_TYPE_F16};
+    int t, k, checked = 0;
+    for (t = 0; t < 2; t++) {
+        tfm_session f, p;
+        tfm_session_config cf = config(TFM_KV_FULL, 0, 0, 0, 0, n);
+        cf.kv.type = types[t];
+        if (tfm_session_init(&f, m, &cf) != TFM_OK || tfm_session_eval(&f, ids, NULL, (size_t)n, NULL) != TFM_OK) {
+            CHECK(0, "%s: FULL session: %s", name, f.error);
+            continue;
+        }
+        for (k = 0; k < 3; k++) {
+            tfm_session_config c = config(pol[k], n / 5, pol[k] == TFM_KV_A2SF ? 0.5f : 0, 0, pol[k] == TFM_KV_WINDOW ? 2 : 0, n);
+            c.kv.type = types[t];
+            if (tfm_session_init(&p, m, &c) != TFM_OK) continue;
+            /* one call and then token by token: prefill chunks and single steps both evict */
+            if (tfm_session_eval(&p, ids, NULL, (size_t)n / 2, NULL) == TFM_OK) {
+                int i;
+                for (i = n / 2; i < n && tfm_session_eval(&p, ids + i, NULL, 1, NULL) == TFM_OK; i++) {}
+                checked += kept_rows_match(name, &p, &f) && i == n;
+            }
+            tfm_session_free(&p);
+        }
+        tfm_session_free(&f);
+    }
+    CHECK(checked == 6, "%s: kept rows by value: %d of 6 runs agree", name, checked);
+    printf("  %s: after evictions every kept slot holds its position's key and value (A2SF, H2O, WINDOW; F32, F16): %d of 6\n", name, checked);
+}
+
 static void identities(const char *name, const tfm_model *m, const int32_t *ids, int n) {
     tfm_session s;
     tfm_session_config c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
@@ -412,6 +464,7 @@ static void identities(const char *name, const tfm_model *m, const int32_t *ids,
     identity_batched(name, m, ids, n);
     memory_formula(name, m, n);
     f16_cache(name, m, ids, n, full);
+    kept_rows(name, m, ids, n);
     free(full);
 }
 

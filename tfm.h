@@ -420,7 +420,8 @@ typedef struct {
     int32_t n_sink;     /* protected first positions */
     tfm_type type;      /* cached keys and values: TFM_TYPE_F32 (0) or TFM_TYPE_F16 (half the memory,
                            and half the bytes each token's attention reads; values beyond
-                           +-65504 would become infinite) */
+                           +-65504 would become infinite). SIMD builds with n_batch > 1 also keep
+                           one F32 copy of a KV head's cache per thread for a chunk's rows */
 } tfm_kv_config;
 
 /* Called after each token's attention in each layer and KV head (for tests and analysis):
@@ -483,6 +484,7 @@ typedef struct {
     float *rope_inv_freq_;      /* [rope_dim / 2] */
     float *rope_cs_;            /* [n_batch][rope_dim] cos, sin per pair of each chunk row */
     float *wrow_;               /* [n_threads][wrow_stride_] dequantized weight row */
+    float *kv_wide_;            /* [n_threads][2][capacity][head_dim] an F16 cache widened for a chunk (SIMD, n_batch > 1) */
     int64_t wrow_stride_;
     float *row_logits_;         /* [min(n_seq, n_batch)][n_vocab] */
     int32_t *seq_last_;         /* [n_seq] index of the last token of each sequence in a call */
@@ -2436,6 +2438,7 @@ static void tfm__frows_bf16(const tfm_tensor *W, const float *x, int B, float *y
 #define tfm__attend_f16 tfm__attend_f16_ref
 #define tfm__softmax tfm__softmax_ref
 #define tfm__swiglu tfm__swiglu_ref
+static void tfm__f16_to_f32(float *dst, const uint16_t *src, int64_t n) { (void)tfm_dequantize_row(TFM_TYPE_F16, src, dst, n); }
 #endif
 
 /* ---------------------------------------------------------------- SIMD quantized products */
@@ -3281,6 +3284,17 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
 /* Bytes per cached key or value element. */
 static size_t tfm__kv_elt(const tfm_session_config *c) { return c->kv.type == TFM_TYPE_F16 ? 2 : 4; }
 
+/* Whether a session keeps F32 copies of an F16 cache while a chunk's rows attend (tfm__kv_wide):
+   SIMD builds with more than one row per chunk. */
+static int tfm__kv_wide_used(const tfm_session_config *c) {
+#if defined(TFM__VL)
+    return c->kv.type == TFM_TYPE_F16 && c->n_batch > 1;
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
 /* Bytes of one cache array of up to 4-byte elements, `per_slot` per slot (an upper bound, for the
    overflow check); 0 if it overflows size_t. */
 static size_t tfm__kv_array_bytes(const tfm_hparams *hp, const tfm_session_config *c, int32_t capacity, size_t per_slot) {
@@ -3324,6 +3338,7 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     s->rope_cs_ = (float *)tfm__arena_array(a, B, (size_t)hp->rope_dim + 1, 1, F);
     s->wrow_ = (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, max_in, 1, F);
     s->wrow_stride_ = (int64_t)max_in;
+    s->kv_wide_ = tfm__kv_wide_used(&s->cfg) ? (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, 2 * cap, hd, F) : NULL;
     s->row_logits_ = (float *)tfm__arena_array(a, nseq < B ? nseq : B, V, 1, F);
     s->seq_last_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
     s->seq_count_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
@@ -3479,6 +3494,25 @@ typedef struct {
     float *out;       /* [n_head * hd] */
 } tfm__att_row;
 
+/* One (sequence, layer, KV head)'s F16 cache widened to F32 while a chunk's rows attend to it in
+   order: a row widens only the slots added since the row before (the new token's, or all of them
+   when the sequence changes) instead of the whole cache, and evictions move rows here as in the
+   cache. tfm__attend_f32 over these rows gives tfm__attend_f16's bits (SIMD builds only: the plain
+   tfm__attend_f16_ref reads F16 in its own order). */
+typedef struct {
+    float *k, *v;  /* [capacity][head_dim] */
+    int32_t seq;   /* whose slots [0, n) are widened; -1: none yet */
+    int32_t n;
+} tfm__kv_wide;
+
+static void tfm__kv_widen(tfm__kv_wide *w, int32_t seq, const uint16_t *K, const uint16_t *V, int32_t n, int64_t hd) {
+    const int32_t from = w->seq == seq && w->n <= n ? w->n : 0;
+    tfm__f16_to_f32(w->k + (size_t)from * (size_t)hd, K + (size_t)from * (size_t)hd, (int64_t)(n - from) * hd);
+    tfm__f16_to_f32(w->v + (size_t)from * (size_t)hd, V + (size_t)from * (size_t)hd, (int64_t)(n - from) * hd);
+    w->seq = seq;
+    w->n = n;
+}
+
 /* tfm__attend_f16 over an F32 cache: each query head of the group in turn. */
 static void tfm__attend_f32(float *p, size_t ps, const float *q, float *o, int32_t group, const float *K, const float *V, int64_t n, int64_t hd, float scale) {
     int32_t g;
@@ -3489,8 +3523,9 @@ static void tfm__attend_f32(float *p, size_t ps, const float *q, float *o, int32
     }
 }
 
-/* One token's attention for one KV head and its group of query heads, then the cache policy. */
-static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t kvh) {
+/* One token's attention for one KV head and its group of query heads, then the cache policy.
+   w: the F16 cache's widened rows for this head (NULL: widen in blocks per token). */
+static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t kvh, tfm__kv_wide *w) {
     const tfm_hparams *hp = &s->model->hp;
     const tfm_kv_config *kv = &s->cfg.kv;
     const int32_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, cap = s->capacity;
@@ -3511,9 +3546,12 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     pos[n] = r->pos;
     score[n] = 0;
     n++;
-    if (kv->type == TFM_TYPE_F16)
+    if (kv->type == TFM_TYPE_F16 && w) {
+        tfm__kv_widen(w, r->seq, (const uint16_t *)(const void *)K, (const uint16_t *)(const void *)V, n, hd);
+        tfm__attend_f32(p0, (size_t)cap, q0, o0, group, w->k, w->v, n, hd, scale);
+    } else if (kv->type == TFM_TYPE_F16) {
         tfm__attend_f16(p0, (size_t)cap, q0, o0, group, (const uint16_t *)(const void *)K, (const uint16_t *)(const void *)V, n, hd, scale);
-    else
+    } else
         tfm__attend_f32(p0, (size_t)cap, q0, o0, group, (const float *)(const void *)K, (const float *)(const void *)V, n, hd, scale);
     for (i = 0; i < n; i++) psum[i] = 0;
     for (g = 0; g < group; g++)
@@ -3527,9 +3565,14 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
             memcpy(V + (size_t)e * row, V + (size_t)last * row, row);
             pos[e] = pos[last];
             score[e] = score[last];
+            if (w) {
+                memcpy(w->k + (size_t)e * (size_t)hd, w->k + (size_t)last * (size_t)hd, (size_t)hd * sizeof(float));
+                memcpy(w->v + (size_t)e * (size_t)hd, w->v + (size_t)last * (size_t)hd, (size_t)hd * sizeof(float));
+            }
         }
         n--;
     }
+    if (w) w->n = n;
     s->n_used_[ci] = n;
 }
 
@@ -3572,17 +3615,24 @@ static void tfm__bias_residual(tfm__mm_ctx *mm, float *x, float *y, const tfm_te
     tfm__sync(mm);
 }
 
-/* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_). */
-static void tfm__attend_rows(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B, int32_t h) {
+/* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_) for KV head h, on
+   thread tid. */
+static void tfm__attend_rows(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B, int32_t h, int tid) {
     const tfm_hparams *hp = &s->model->hp;
     const int64_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
+    const size_t wide = 2 * (size_t)s->capacity * (size_t)hd;
+    tfm__kv_wide w;
     int b;
+    w.k = s->kv_wide_ ? s->kv_wide_ + (size_t)tid * wide : NULL;
+    w.v = w.k ? w.k + wide / 2 : NULL;
+    w.seq = -1;
+    w.n = 0;
     for (b = 0; b < B; b++) {
         tfm__att_row r;
         const float *row = s->q_ + (size_t)b * ld;
         r.layer = l; r.seq = seq ? seq[b] : 0; r.pos = pos[b];
         r.q = row; r.k = row + nq; r.v = row + nq + nkv; r.out = s->att_ + (size_t)b * nq;
-        tfm__attend_kv_head(s, &r, h);
+        tfm__attend_kv_head(s, &r, h, w.k && B > 1 ? &w : NULL);
     }
 }
 
@@ -3595,9 +3645,9 @@ static void tfm__attention_heads(tfm_session *s, tfm__mm_ctx *mm, int32_t l, con
     int b;
     for (b = 0; b < B; b++) work += (int64_t)(pos[b] + 1) * hp->n_head * hp->head_dim; /* about the multiply-adds */
     if (mm->team->n > 1 && hp->n_head_kv > 1 && !s->cfg.observer && work >= TFM__SPLIT_MACS) {
-        while ((h = tfm__team_take(mm, hp->n_head_kv)) >= 0) tfm__attend_rows(s, l, seq, pos, B, (int32_t)h);
+        while ((h = tfm__team_take(mm, hp->n_head_kv)) >= 0) tfm__attend_rows(s, l, seq, pos, B, (int32_t)h, mm->tid);
     } else if (mm->tid == 0) {
-        for (h = 0; h < hp->n_head_kv; h++) tfm__attend_rows(s, l, seq, pos, B, (int32_t)h);
+        for (h = 0; h < hp->n_head_kv; h++) tfm__attend_rows(s, l, seq, pos, B, (int32_t)h, 0);
     }
     tfm__sync(mm);
 }

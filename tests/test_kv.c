@@ -252,11 +252,12 @@ static void identity_h2o(const char *name, const tfm_model *m, const int32_t *id
 
 /* Prefill in one call (two threads) equals one token per call (one thread), and two sequences
    interleaved in one call equal each run alone. */
-static void identity_batched(const char *name, const tfm_model *m, const int32_t *ids, int n) {
+static void identity_batched(const char *name, const tfm_model *m, const int32_t *ids, int n, tfm_type kv_type) {
     const size_t V = (size_t)m->hp.n_vocab;
     tfm_session sb, st, s2;
     tfm_session_config c = config(TFM_KV_A2SF, n / 8, 0.2f, 2, 1, n);
     float *lb, *lt, *l2;
+    c.kv.type = kv_type;
     c.n_threads = 2; /* attention heads in parallel where OpenMP is on */
     lb = run_logits(m, &sb, &c, ids, n, 0);
     c.n_threads = 1;
@@ -268,7 +269,7 @@ static void identity_batched(const char *name, const tfm_model *m, const int32_t
         d = max_diff(lb, lt, (size_t)n * V);
         CHECK(d <= 1e-5, "%s: batched prefill vs token by token: diff %.3g", name, d);
         CHECK(same_kept(&sb, 0, &st, 0), "%s: batched prefill keeps other positions than token by token", name);
-        printf("  %s: A2SF budget %d, prefill in one call (2 threads) vs token by token: max |logit diff| %.3g, kept sets equal\n", name, n / 8, d);
+        printf("  %s: A2SF budget %d, %s cache, prefill in one call (2 threads) vs token by token: max |logit diff| %.3g, kept sets equal\n", name, n / 8, tfm_type_name(kv_type), d);
         free(lt);
         tfm_session_free(&st);
     }
@@ -329,13 +330,19 @@ static void memory_formula(const char *name, const tfm_model *m, int32_t n_ctx) 
            bytes_per_slot(&m->hp, 1), heap(m, TFM_KV_FULL, 0, n_ctx, 1), n_ctx, heap(m, TFM_KV_A2SF, 63, n_ctx, 1));
 }
 
-/* An F16 cache (kv.type): half the key and value bytes, exactly; logits close to the F32 cache's
+/* An F16 cache (kv.type): half the key and value bytes, exactly (less one thread's widened copy of
+   a KV head in SIMD builds, also by the formula per slot); logits close to the F32 cache's
    with the same argmax almost everywhere, also when a WINDOW evicts (which keeps the same
    positions whatever the scores, so both caches hold the same tokens); a copied sequence
    continues bit for bit like its source; other types refused. */
 static void f16_cache(const char *name, const tfm_model *m, const int32_t *ids, int n, const float *full) {
     const size_t V = (size_t)m->hp.n_vocab, nv = (size_t)n * V;
     const size_t half = (size_t)m->hp.n_layer * (size_t)m->hp.n_head_kv * 64 * 2 * (size_t)m->hp.head_dim * 2;
+#if defined(TFM__VL)
+    const size_t wide = 2 * 64 * (size_t)m->hp.head_dim * 4; /* one thread's widened copy of a head (n_batch > 1) */
+#else
+    const size_t wide = 0;
+#endif
     tfm_session s, s32;
     tfm_session_config c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
     size_t b32 = 0, b16 = 0;
@@ -350,7 +357,10 @@ static void f16_cache(const char *name, const tfm_model *m, const int32_t *ids, 
     CHECK(tfm_session_heap_size(m, &c, &b32) == TFM_OK, "heap size");
     c.kv.type = TFM_TYPE_F16;
     CHECK(tfm_session_heap_size(m, &c, &b16) == TFM_OK, "heap size F16");
-    CHECK(b32 - b16 == half, "%s: an F16 cache saves %zu bytes at capacity 64, by the layout %zu", name, b32 - b16, half);
+    CHECK(b32 - b16 == half - wide, "%s: an F16 cache saves %zu bytes at capacity 64, by the layout %zu", name, b32 - b16, half - wide);
+    c.kv.budget = 15; /* capacity 16: docs/kv-eval.md's bytes per slot, F16 */
+    CHECK(tfm_session_heap_size(m, &c, &b32) == TFM_OK && b16 - b32 == 48 * (bytes_per_slot(&m->hp, 1) - half / 64 + wide / 64),
+          "%s: an F16 cache grows by %zu bytes over 48 slots, the formula %zu", name, b16 - b32, 48 * (bytes_per_slot(&m->hp, 1) - half / 64 + wide / 64));
 
     c = config(TFM_KV_FULL, 0, 0, 0, 0, n);
     c.kv.type = TFM_TYPE_F16;
@@ -461,7 +471,8 @@ static void identities(const char *name, const tfm_model *m, const int32_t *ids,
     tfm_session_free(&s);
     identity_full(name, m, ids, n, full);
     identity_h2o(name, m, ids, n);
-    identity_batched(name, m, ids, n);
+    identity_batched(name, m, ids, n, TFM_TYPE_F32);
+    identity_batched(name, m, ids, n, TFM_TYPE_F16); /* SIMD: widened once per chunk (tfm__kv_wide) */
     memory_formula(name, m, n);
     f16_cache(name, m, ids, n, full);
     kept_rows(name, m, ids, n);

@@ -12,7 +12,7 @@ N        ?= 120
 EXAMPLES := $(B)/run
 TOOLS    := $(B)/llama2c-to-gguf $(B)/gguf-random $(B)/convert $(B)/train $(B)/kernel-bench
 
-KERNEL_TESTS := $(B)/test_kernels $(if $(filter x86_64 amd64,$(shell uname -m)),$(B)/test_kernels_avx2)
+KERNEL_TESTS := $(B)/test_kernels $(if $(filter x86_64 amd64,$(shell uname -m)),$(B)/test_kernels_avx2 $(B)/test_kv_avx2)
 TESTS    := $(B)/test_models $(B)/test_gguf $(B)/test_tokenizer $(B)/test_json $(B)/test_safetensors $(B)/test_beam $(B)/test_kv $(B)/test_sampler $(B)/test_train $(B)/test_train_grad $(B)/test_train_tfm $(B)/test_noalloc $(KERNEL_TESTS)
 
 .PHONY: all run test test-san bench model firmware clean bench-beams
@@ -148,6 +148,13 @@ $(B)/contract_kernels: tests/test_kernels.c tests/test.h tfm.h | $(B)
 	$(CC) $(CFLAGS) $(OMP) -std=gnu99 -ffp-contract=fast -Wall -Wextra -pedantic -Itests -I. $< -o $@ -lm
 
 $(B)/san_kernels_avx2: tests/test_kernels.c tests/test.h tfm.h | $(B)
+	$(CC) $(SAN) -mavx2 -mfma -mf16c $(WARN) -Itests -I. $< -o $@ -lm
+
+# the KV cache with SIMD attention (the F16 cache's widened copies are SIMD only), also sanitized
+$(B)/test_kv_avx2: tests/test_kv.c tests/test.h tfm.h examples/kv_flags.h | $(B)
+	$(CC) -O2 -mavx2 -mfma -mf16c $(OMP) $(WARN) -Itests -I. $< -o $@ -lm
+
+$(B)/san_kv_avx2: tests/test_kv.c tests/test.h tfm.h examples/kv_flags.h | $(B)
 	$(CC) $(SAN) -mavx2 -mfma -mf16c $(WARN) -Itests -I. $< -o $@ -lm
 
 # needs gcc-aarch64-linux-gnu and qemu-user (not part of make test)

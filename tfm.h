@@ -421,7 +421,8 @@ typedef struct {
     tfm_type type;      /* cached keys and values: TFM_TYPE_F32 (0) or TFM_TYPE_F16 (half the memory,
                            and half the bytes each token's attention reads; values beyond
                            +-65504 would become infinite). SIMD builds with n_batch > 1 also keep
-                           one F32 copy of a KV head's cache per thread for a chunk's rows */
+                           an F32 copy of one KV head's cache per thread (at most n_head_kv
+                           copies) for a chunk's rows */
 } tfm_kv_config;
 
 /* Called after each token's attention in each layer and KV head (for tests and analysis):
@@ -484,7 +485,7 @@ typedef struct {
     float *rope_inv_freq_;      /* [rope_dim / 2] */
     float *rope_cs_;            /* [n_batch][rope_dim] cos, sin per pair of each chunk row */
     float *wrow_;               /* [n_threads][wrow_stride_] dequantized weight row */
-    float *kv_wide_;            /* [n_threads][2][capacity][head_dim] an F16 cache widened for a chunk (SIMD, n_batch > 1) */
+    float *kv_wide_;            /* [min(n_threads, n_head_kv)][2][capacity][head_dim] an F16 cache widened for a chunk (SIMD, n_batch > 1) */
     int64_t wrow_stride_;
     float *row_logits_;         /* [min(n_seq, n_batch)][n_vocab] */
     int32_t *seq_last_;         /* [n_seq] index of the last token of each sequence in a call */
@@ -2447,9 +2448,15 @@ static void tfm__f16_to_f32(float *dst, const uint16_t *src, int64_t n) { (void)
 /* Activation rows are laid out for the kernel when they are quantized, in groups of blocks that
    fill one vector of TFM__VB bytes (AVX-512: 64, AVX2: 32) per operand:
      Q8_0 weights, VB/32 blocks: [VB int8 q][AVX-512: VB of int32 offset terms][VB of float d]
-     Q4_0 weights, VB/16 blocks: [VB int8: q[0..15] of each block][VB int8: q[16..31] of each block]
-                                 [VB of int32 offset terms: -8 * sum(q) of a block over its lanes]
-                                 [VB of float d: each block's scale in its lanes]
+     Q4_0 weights, 4 blocks: AVX-512: [VB int8: q[0..15] of each block][VB int8: q[16..31] of each]
+                             AVX2, blocks A B C D: [q[0..15] of A, B][q[16..31] of A, B]
+                                                   [q[0..15] of C, D][q[16..31] of C, D]
+                             then [VB of int32 offset terms: -8 * sum(q) of a block over its lanes]
+                                  [VB of float d: each block's scale in its lanes]
+   (TFM__QPOS and TFM__QLANE say where a value and a lane's share go). AVX2 packs the four
+   blocks' int16 pair sums into one vector before widening (lanes A C A C | B D B D), so its
+   conversions, scales and multiply-adds run once per 4 blocks instead of per 2: 4.7 instead of
+   6.1 cycles per 64 weights of a row from L1 on the Zen 3 it was tuned on (two rows in lockstep).
    Integer products multiply unsigned by signed bytes. VNNI's vpdpbusd sums them into int32: the
    weights enter as unsigned (Q8_0: q + 128, Q4_0: the raw nibble) and each accumulator starts at
    its lane's share of minus the offset times the block's activation sum. AVX2's vpmaddubsw sums
@@ -2476,14 +2483,37 @@ typedef __m256i tfm__vi;
 #define tfm__vi_as_vf(v) _mm256_castsi256_ps(v)
 #define tfm__vf_as_vi(v) _mm256_castps_si256(v)
 #endif
-#define TFM__QG(q4) ((q4) ? TFM__VB / 16 : TFM__VB / 32)               /* blocks per group */
-#define TFM__QGB(q4) (((q4) ? 4 : 2 + TFM__QOFF8) * TFM__VB)           /* activation bytes per group */
-#define TFM__QXI(q4) ((q4) ? 2 * TFM__VB : TFM__VB)                    /* offset terms in a group */
+#define TFM__QG(q4) ((q4) ? 4 : TFM__VB / 32)                         /* blocks per group */
+#define TFM__QXV(q4) ((q4) ? 2 * 4 * 16 / TFM__VB : 1)                /* q vectors per group */
+#define TFM__QGB(q4) ((TFM__QXV(q4) + ((q4) ? 2 : 1 + TFM__QOFF8)) * TFM__VB) /* bytes per group */
+#define TFM__QXI(q4) (TFM__QXV(q4) * TFM__VB)                          /* offset terms in a group */
 #define TFM__QXD(q4) (TFM__QGB(q4) - TFM__VB)                         /* scales in a group */
 #define TFM__QHAS_OFF(q4) ((q4) || TFM__QOFF8)
-/* Panel vectors per row and group (tfm__qpack): lo, hi and the scales, where hi differs from lo
-   (Q4_0's high nibbles, AVX2 Q8_0's signed weights next to their magnitudes); else lo and scales. */
-#define TFM__QW(q4) ((q4) || !TFM__QOFF8 ? 3 : 2)
+#if defined(TFM__AVX512)
+/* Byte of a group holding value j (0..31) of its block k; lane holding share i of block k. */
+#define TFM__QPOS(q4, k, j) ((q4) ? ((j) < 16 ? 0 : TFM__VB) + 16 * (k) + (j) % 16 : 32 * (k) + (j))
+#define TFM__QLANE(q4, k, i) ((k) * (TFM__VL / TFM__QG(q4)) + (i))
+#else
+#define TFM__QPOS(q4, k, j) ((q4) ? 64 * ((k) >> 1) + ((j) < 16 ? 0 : 32) + 16 * ((k) & 1) + (j) % 16 : (j))
+#define TFM__QLANE(q4, k, i) ((q4) ? 4 * ((k) & 1) + ((k) >> 1) + 2 * (i) : (i))
+#endif
+/* Panel vectors per row and group (tfm__qpack): the integer vectors of a tfm__qwg (Q4_0: low and
+   high nibbles, AVX2: of blocks A B and of C D; AVX2 Q8_0: |q| and q; AVX-512 Q8_0: q + 128 once)
+   and the scales. */
+#define TFM__QW(q4) ((q4) ? 1 + TFM__QXV(q4) : TFM__QOFF8 ? 2 : 3)
+
+/* One weight row's group as the kernel uses it: QW - 1 integer vectors and the scales per lane. */
+typedef struct {
+    tfm__vi v0, v1, v2, v3; /* named, not an array: gcc copied arrays of vectors through the stack */
+    tfm__vf d;
+} tfm__qwg;
+
+/* One activation group's vectors: its q values (the first TFM__QXV), offset terms (zero where the
+   layout has none) and scales. */
+typedef struct {
+    tfm__vi x0, x1, x2, x3, off;
+    tfm__vf dx;
+} tfm__qx;
 
 #if defined(TFM__AVX512)
 /* One block as tfm__quantize_q8_0 makes it, bit for bit (the same float operations in the same
@@ -2547,15 +2577,11 @@ static void tfm__quantize_act(tfm_type wt, const float *x, int64_t n, unsigned c
         float d;
         tfm__quantize_block(x + i * TFM_QK, blk.qs, &d, &sum);
         init = share * sum;
-        if (q4) {
-            memcpy(g + 16 * k, blk.qs, 16);
-            memcpy(g + TFM__VB + 16 * k, blk.qs + 16, 16);
-        } else {
-            memcpy(g + 32 * k, blk.qs, 32);
-        }
+        memcpy(g + TFM__QPOS(q4, k, 0), blk.qs, 16);
+        memcpy(g + TFM__QPOS(q4, k, 16), blk.qs + 16, 16);
         for (j = 0; j < lanes; j++) {
-            if (TFM__QHAS_OFF(q4)) memcpy(g + TFM__QXI(q4) + 4 * (k * lanes + j), &init, 4);
-            memcpy(g + TFM__QXD(q4) + 4 * (k * lanes + j), &d, 4);
+            if (TFM__QHAS_OFF(q4)) memcpy(g + TFM__QXI(q4) + 4 * TFM__QLANE(q4, k, j), &init, 4);
+            memcpy(g + TFM__QXD(q4) + 4 * TFM__QLANE(q4, k, j), &d, 4);
         }
     }
 }
@@ -2571,7 +2597,9 @@ static const unsigned short tfm__q4_scale[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18,
 
 /* One weight row's group g: q bytes (Q8_0: + 128; Q4_0: low nibbles in lo, high in hi) and
    the scales per lane. Loads only the group's bytes (masked), never past the row. */
-TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i *lo, __m512i *hi, __m512 *d) {
+TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, tfm__qwg *w) {
+    __m512i *lo = &w->v0, *hi = &w->v1;
+    __m512 *d = &w->d;
     const int bytes = nblocks * (q4 ? 18 : 34);
     const __m512i gather = _mm512_loadu_si512(q4 ? tfm__q4_gather : tfm__q8_gather);
     const __m512i scale = _mm512_loadu_si512(q4 ? tfm__q4_scale : tfm__q8_scale);
@@ -2607,10 +2635,10 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m512i
 }
 
 /* The integer dot of a weight group (tfm__qload's lo, hi) with an activation group (its q
-   vectors xl, xh and offset terms off), per lane. */
-TFM__INLINE __m512i tfm__qdot(int q4, __m512i lo, __m512i hi, __m512i xl, __m512i xh, __m512i off) {
-    const __m512i s = _mm512_dpbusd_epi32(off, lo, xl);
-    return q4 ? _mm512_dpbusd_epi32(s, hi, xh) : s;
+   vectors x[0], x[1] and offset terms off), per lane. */
+TFM__INLINE __m512i tfm__qdot(int q4, const tfm__qwg *w, const tfm__qx *a) {
+    const __m512i s = _mm512_dpbusd_epi32(a->off, w->v0, a->x0);
+    return q4 ? _mm512_dpbusd_epi32(s, w->v1, a->x1) : s;
 }
 
 #define TFM__QMR 8 /* weight rows per quantized register tile */
@@ -2625,74 +2653,94 @@ TFM__INLINE __m512i tfm__qdot(int q4, __m512i lo, __m512i hi, __m512i xl, __m512
 #define TFM__QSTREAMS(q4) ((q4) ? 1 : 4)
 #define TFM__QPF(q4) ((q4) ? 0 : 2048)
 #else
-/* One weight row's group: Q4_0: the low nibbles of its (up to) two blocks in lo, the high ones
-   in hi; Q8_0: |q| in lo, q in hi; and the scales per lane. Never reads past the group's blocks. */
-TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, __m256i *lo, __m256i *hi, __m256 *d) {
-    uint16_t d0, d1 = 0;
-    memcpy(&d0, p, 2);
+/* The 16 nibble bytes of Q4_0 blocks p and p + 18 (when there), as one vector. Whole groups load
+   32 bytes at p + 2 and p + 4 (both inside the two blocks) and keep a half of each: a blend, where
+   inserting a 16-byte load costs more. */
+TFM__INLINE __m256i tfm__q4_pair(const unsigned char *p, int nblocks) {
+    const __m128i a = nblocks > 0 ? _mm_loadu_si128((const __m128i *)(const void *)(p + 2)) : _mm_setzero_si128();
+    const __m128i b = nblocks > 1 ? _mm_loadu_si128((const __m128i *)(const void *)(p + 20)) : _mm_setzero_si128();
+    if (nblocks >= 2) return _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2)), _mm256_loadu_si256((const __m256i *)(const void *)(p + 4)), 0xf0);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+}
+
+/* A block's scale bits, 0 past the group's blocks. */
+TFM__INLINE uint64_t tfm__q_scale_bits(const unsigned char *p, int k, int nblocks) {
+    uint16_t d = 0;
+    if (k < nblocks) memcpy(&d, p + 18 * k, 2);
+    return d;
+}
+
+/* One weight row's group: Q4_0: the low and high nibbles of blocks A B (v[0], v[1]) and C D
+   (v[2], v[3]) and the scales in the lanes A C A C | B D B D; Q8_0: |q| in v[0], q in v[1], the
+   scale in every lane. Never reads past the group's blocks. */
+TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, tfm__qwg *w) {
     if (q4) {
         const __m256i m = _mm256_set1_epi8(15);
-        __m128i b = _mm_setzero_si128();
-        __m256i q;
-        if (nblocks == 2) {
-            b = _mm_loadu_si128((const __m128i *)(const void *)(p + 20));
-            memcpy(&d1, p + 18, 2);
-        }
-        q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 2))), b, 1);
-        *lo = _mm256_and_si256(q, m);
-        *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m);
-        *d = _mm256_cvtph_ps(_mm_blend_epi32(_mm_set1_epi16((short)d0), _mm_set1_epi16((short)d1), 0xc));
+        const __m256i ab = tfm__q4_pair(p, nblocks), cd = tfm__q4_pair(p + 36, nblocks - 2);
+        const uint64_t h = tfm__q_scale_bits(p, 0, nblocks) | tfm__q_scale_bits(p, 2, nblocks) << 16 | tfm__q_scale_bits(p, 1, nblocks) << 32 | tfm__q_scale_bits(p, 3, nblocks) << 48;
+        w->v0 = _mm256_and_si256(ab, m);
+        w->v1 = _mm256_and_si256(_mm256_srli_epi16(ab, 4), m);
+        w->v2 = _mm256_and_si256(cd, m);
+        w->v3 = _mm256_and_si256(_mm256_srli_epi16(cd, 4), m);
+        w->d = _mm256_cvtph_ps(_mm_shuffle_epi8(_mm_set_epi64x(0, (long long)h), _mm_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7)));
     } else {
         const __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(p + 2));
+        uint16_t d0;
+        memcpy(&d0, p, 2);
         (void)nblocks;
-        *lo = _mm256_sign_epi8(q, q);
-        *hi = q;
-        *d = _mm256_cvtph_ps(_mm_set1_epi16((short)d0));
+        w->v0 = _mm256_sign_epi8(q, q);
+        w->v1 = w->v2 = w->v3 = q;
+        w->d = _mm256_cvtph_ps(_mm_set1_epi16((short)d0));
     }
 }
 
-TFM__INLINE __m256i tfm__qdot(int q4, __m256i lo, __m256i hi, __m256i xl, __m256i xh, __m256i off) {
+/* Q4_0: each pair of blocks' int16 pair sums (at most 2 * 2 * 15 * 127), then the two pairs'
+   interleaved and added (at most 15240: no int16 overflow), widened once. */
+TFM__INLINE __m256i tfm__qdot(int q4, const tfm__qwg *w, const tfm__qx *a) {
     const __m256i ones = _mm256_set1_epi16(1);
-    if (q4) return _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)), ones), off);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_sign_epi8(xl, hi)), ones);
+    if (q4) {
+        const __m256i ab = _mm256_add_epi16(_mm256_maddubs_epi16(w->v0, a->x0), _mm256_maddubs_epi16(w->v1, a->x1));
+        const __m256i cd = _mm256_add_epi16(_mm256_maddubs_epi16(w->v2, a->x2), _mm256_maddubs_epi16(w->v3, a->x3));
+        const __m256i t = _mm256_add_epi16(_mm256_unpacklo_epi32(ab, cd), _mm256_unpackhi_epi32(ab, cd));
+        return _mm256_add_epi32(_mm256_madd_epi16(t, ones), a->off);
+    }
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w->v0, _mm256_sign_epi8(a->x0, w->v1)), ones);
 }
 
 /* Tiles of 8 weight rows x 1 activation row: the activation group stays in registers while the
    8 rows' panel vectors stream from L1. On the Zen 3 this was tuned on (one core, 128 rows,
    768 x 2048 and 2048 x 5632) Q4_0 ran at 45-49 G multiply-adds/s against 40 for 4 x 2 and
    28-44 for the other shapes tried (2 x 4, 3 x 3, 4 x 3, 6 x 1, 10 x 1, 12 x 1); Q8_0 at 29-30
-   with any. */
+   with any. With Q4_0 groups of 4 blocks (5 panel vectors a row) 8 x 1 ran 2048 x 2048 at 41-43
+   against 36-38 before, and 4 x 1, 6 x 1, 4 x 2, 2 x 2 were no better (tools/kernel-bench, 64
+   rows, alternating). */
 #define TFM__QMR 8
 #define TFM__QNR 1
-#define TFM__QKG(q4) 32 /* 2048 / 1024 values, panels of 24 KB */
+#define TFM__QKG(q4) ((q4) ? 16 : 32) /* 2048 / 1024 values, panels of 20 / 24 KB */
 /* Decode on the same Zen 3, streaming 2048 x 5632 matrices from memory (tools/kernel-bench:
    kernel time / four-stream read time): Q8_0 four streams prefetching 2 KB ahead 0.73-0.89 (two
-   streams 0.62-0.68), Q4_0 two streams prefetching 1 KB ahead 0.54-0.57 (one stream 0.47-0.51).
-   On one core of it both are bound by their arithmetic: from L2 they run no faster. */
-#define TFM__QSTREAMS(q4) ((q4) ? 2 : 4)
+   streams 0.62-0.68). Q4_0 with groups of 4 blocks: four streams 1 KB ahead 0.61-0.71, two
+   0.57-0.67, no prefetch 0.46-0.58 (groups of 2 blocks, two streams: 0.55-0.65). On one core of it
+   both are bound by their arithmetic: from L2 they run no faster. */
+#define TFM__QSTREAMS(q4) 4
 #define TFM__QPF(q4) ((q4) ? 1024 : 2048)
 #endif
 
-/* One activation group's vectors: its q values (xh: the second halves, Q4_0 only), offset terms
-   (zero where the layout has none) and scales. */
-typedef struct {
-    tfm__vi xl, xh, off;
-    tfm__vf dx;
-} tfm__qx;
-
 TFM__INLINE tfm__qx tfm__qx_load(int q4, const unsigned char *xg) {
     tfm__qx a;
-    a.xl = tfm__vi_load(xg);
-    a.xh = q4 ? tfm__vi_load(xg + TFM__VB) : a.xl;
+    a.x0 = tfm__vi_load(xg);
+    a.x1 = TFM__QXV(q4) > 1 ? tfm__vi_load(xg + TFM__VB) : a.x0;
+    a.x2 = TFM__QXV(q4) > 2 ? tfm__vi_load(xg + 2 * TFM__VB) : a.x0;
+    a.x3 = TFM__QXV(q4) > 3 ? tfm__vi_load(xg + 3 * TFM__VB) : a.x0;
     a.off = TFM__QHAS_OFF(q4) ? tfm__vi_load(xg + TFM__QXI(q4)) : tfm__vi_zero();
     a.dx = tfm__vf_load((const float *)(const void *)(xg + TFM__QXD(q4)));
     return a;
 }
 
-/* acc + (integer dot of a weight group with activation group a) * dx * dw: the one sequence decode
-   and the tiles both use, so their sums are the same bits. */
-TFM__INLINE tfm__vf tfm__qmac(int q4, tfm__vi lo, tfm__vi hi, tfm__vf dw, const tfm__qx *a, tfm__vf acc) {
-    return tfm__vf_fma(tfm__vf_mul(tfm__vi_float(tfm__qdot(q4, lo, hi, a->xl, a->xh, a->off)), a->dx), dw, acc);
+/* acc + (integer dot of weight group w with activation group a) * dx * dw: the one sequence
+   decode and the tiles both use, so their sums are the same bits. */
+TFM__INLINE tfm__vf tfm__qmac(int q4, const tfm__qwg *w, const tfm__qx *a, tfm__vf acc) {
+    return tfm__vf_fma(tfm__vf_mul(tfm__vi_float(tfm__qdot(q4, w, a)), a->dx), w->d, acc);
 }
 
 /* acc[k] += (integer dot of group g) * dx * dw for K weight rows w[k] and one activation row:
@@ -2706,16 +2754,15 @@ TFM__INLINE void tfm__qstep(int q4, int pf, int K, const unsigned char *const *w
 #pragma GCC unroll 4
 #endif
     for (k = 0; k < K; k++) {
-        tfm__vi lo, hi;
-        tfm__vf d;
+        tfm__qwg wg;
         if (pf) TFM__PREFETCH(w[k] + off + pf);
-        tfm__qload(q4, w[k] + off, nblk, &lo, &hi, &d);
-        acc[k] = tfm__qmac(q4, lo, hi, d, &a, acc[k]);
+        tfm__qload(q4, w[k] + off, nblk, &wg);
+        acc[k] = tfm__qmac(q4, &wg, &a, acc[k]);
     }
 }
 
 /* The panel of a quantized weight tile: tfm__qload's vectors for groups g0 .. g0 + kg - 1 of each
-   row, panel[(g * MR + i) * QW + {0: lo, 1: hi (when QW is 3), QW - 1: scales}]. (Unpacking
+   row, panel[(g * MR + i) * QW + {0 .. QW - 2: tfm__qwg's v, QW - 1: scales}]. (Unpacking
    in the first tile instead, as the float tiles do, was slower on AVX-512.) */
 TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64_t g0, int64_t kg, int64_t nb, tfm__vi *panel) {
     const int per = TFM__QG(q4), qw = TFM__QW(q4);
@@ -2726,12 +2773,16 @@ TFM__INLINE void tfm__qpack(int q4, const unsigned char *const *w, int MR, int64
         const int64_t gg = g0 + g;
         const int nblk = nb - gg * per < per ? (int)(nb - gg * per) : per;
         for (i = 0; i < MR; i++) {
-            tfm__vi *p = panel + (g * MR + i) * qw, lo, hi;
-            tfm__vf d;
-            tfm__qload(q4, w[i] + (size_t)gg * wgb, nblk, &lo, &hi, &d);
-            p[0] = lo;
-            if (qw == 3) p[1] = hi;
-            p[qw - 1] = tfm__vf_as_vi(d);
+            tfm__vi *p = panel + (g * MR + i) * qw;
+            tfm__qwg wg;
+            tfm__qload(q4, w[i] + (size_t)gg * wgb, nblk, &wg);
+            p[0] = wg.v0;
+            if (qw > 2) p[1] = wg.v1;
+            if (qw > 3) {
+                p[2] = wg.v2;
+                p[3] = wg.v3;
+            }
+            p[qw - 1] = tfm__vf_as_vi(wg.d);
         }
     }
 }
@@ -2750,17 +2801,25 @@ TFM__INLINE void tfm__qkern(int q4, const tfm__vi *panel, int64_t kg, const unsi
 #pragma GCC unroll 8
 #endif
         for (i = 0; i < MR; i++) {
-            tfm__vi wl = pw[i * qw], wh = qw == 3 ? pw[i * qw + 1] : wl;
-            tfm__vf wd = tfm__vi_as_vf(pw[i * qw + qw - 1]);
-            TFM__KEEP(wl);
-            if (qw == 3) TFM__KEEP(wh);
-            TFM__KEEP(wd);
+            tfm__qwg wg;
+            wg.v0 = pw[i * qw];
+            wg.v1 = qw > 2 ? pw[i * qw + 1] : wg.v0;
+            wg.v2 = qw > 3 ? pw[i * qw + 2] : wg.v0;
+            wg.v3 = qw > 3 ? pw[i * qw + 3] : wg.v0;
+            wg.d = tfm__vi_as_vf(pw[i * qw + qw - 1]);
+            TFM__KEEP(wg.v0);
+            if (qw > 2) TFM__KEEP(wg.v1);
+            if (qw > 3) {
+                TFM__KEEP(wg.v2);
+                TFM__KEEP(wg.v3);
+            }
+            TFM__KEEP(wg.d);
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC unroll 8
 #endif
             for (j = 0; j < NR; j++) {
                 const tfm__qx a = tfm__qx_load(q4, xa[j] + xo);
-                acc[i * NR + j] = tfm__qmac(q4, wl, wh, wd, &a, acc[i * NR + j]);
+                acc[i * NR + j] = tfm__qmac(q4, &wg, &a, acc[i * NR + j]);
             }
         }
     }
@@ -3284,13 +3343,16 @@ static tfm_result tfm__session_resolve(const tfm_model *m, const tfm_session_con
 /* Bytes per cached key or value element. */
 static size_t tfm__kv_elt(const tfm_session_config *c) { return c->kv.type == TFM_TYPE_F16 ? 2 : 4; }
 
-/* Whether a session keeps F32 copies of an F16 cache while a chunk's rows attend (tfm__kv_wide):
-   SIMD builds with more than one row per chunk. */
-static int tfm__kv_wide_used(const tfm_session_config *c) {
+/* How many F32 copies of a KV head's F16 cache a session keeps for a chunk's rows (tfm__kv_wide):
+   SIMD builds with more than one row per chunk, one per thread, or per KV head when the threads
+   are more (a head is one thread's at a time); else none. */
+static size_t tfm__kv_wide_count(const tfm_session_config *c, const tfm_hparams *hp) {
 #if defined(TFM__VL)
-    return c->kv.type == TFM_TYPE_F16 && c->n_batch > 1;
+    if (c->kv.type != TFM_TYPE_F16 || c->n_batch <= 1) return 0;
+    return (size_t)(c->n_threads < hp->n_head_kv ? c->n_threads : hp->n_head_kv);
 #else
     (void)c;
+    (void)hp;
     return 0;
 #endif
 }
@@ -3338,7 +3400,7 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     s->rope_cs_ = (float *)tfm__arena_array(a, B, (size_t)hp->rope_dim + 1, 1, F);
     s->wrow_ = (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, max_in, 1, F);
     s->wrow_stride_ = (int64_t)max_in;
-    s->kv_wide_ = tfm__kv_wide_used(&s->cfg) ? (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, 2 * cap, hd, F) : NULL;
+    s->kv_wide_ = tfm__kv_wide_count(&s->cfg, hp) ? (float *)tfm__arena_array(a, tfm__kv_wide_count(&s->cfg, hp), 2 * cap, hd, F) : NULL;
     s->row_logits_ = (float *)tfm__arena_array(a, nseq < B ? nseq : B, V, 1, F);
     s->seq_last_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
     s->seq_count_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
@@ -3616,23 +3678,28 @@ static void tfm__bias_residual(tfm__mm_ctx *mm, float *x, float *y, const tfm_te
 }
 
 /* Attention of the chunk's B rows (queries, keys, values after RoPE in s->q_) for KV head h, on
-   thread tid. */
+   thread tid. An F16 cache goes through the widened copy for runs of rows of one sequence; a
+   row between rows of other sequences (beams, one row each) would widen the whole cache for
+   itself, so it takes the blocked path. */
 static void tfm__attend_rows(tfm_session *s, int32_t l, const int32_t *seq, const int32_t *pos, int B, int32_t h, int tid) {
     const tfm_hparams *hp = &s->model->hp;
     const int64_t hd = hp->head_dim, nq = hp->n_head * hd, nkv = hp->n_head_kv * hd, ld = nq + 2 * nkv;
     const size_t wide = 2 * (size_t)s->capacity * (size_t)hd;
+    const int32_t copy = s->cfg.n_threads < hp->n_head_kv ? tid : h; /* see tfm__kv_wide_count */
     tfm__kv_wide w;
     int b;
-    w.k = s->kv_wide_ ? s->kv_wide_ + (size_t)tid * wide : NULL;
+    w.k = s->kv_wide_ ? s->kv_wide_ + (size_t)copy * wide : NULL;
     w.v = w.k ? w.k + wide / 2 : NULL;
     w.seq = -1;
     w.n = 0;
     for (b = 0; b < B; b++) {
         tfm__att_row r;
         const float *row = s->q_ + (size_t)b * ld;
+        int run;
         r.layer = l; r.seq = seq ? seq[b] : 0; r.pos = pos[b];
         r.q = row; r.k = row + nq; r.v = row + nq + nkv; r.out = s->att_ + (size_t)b * nq;
-        tfm__attend_kv_head(s, &r, h, w.k && B > 1 ? &w : NULL);
+        run = w.seq == r.seq || (b + 1 < B && (seq ? seq[b + 1] : 0) == r.seq);
+        tfm__attend_kv_head(s, &r, h, w.k && run ? &w : NULL);
     }
 }
 

@@ -453,17 +453,17 @@ static void test_act_quantizer(void) {
             int32_t sum = 0, off = 0, t;
             float d;
             for (j = 0; j < lanes; j++) {
-                memcpy(&d, g + TFM__QXD(q4) + 4 * (lanes * k + j), 4);
+                memcpy(&d, g + TFM__QXD(q4) + 4 * TFM__QLANE(q4, k, j), 4);
                 *ok &= d == want_d;
             }
             for (j = 0; j < 32; j++) {
-                const int8_t q = (int8_t)(q4 ? g[(j < 16 ? 0 : TFM__VB) + 16 * k + j % 16] : g[32 * k + j]);
+                const int8_t q = (int8_t)g[TFM__QPOS(q4, k, j)];
                 *ok &= q == (real ? ref[i].qs[j] : 0);
                 if (real) sum += ref[i].qs[j];
             }
             if (!TFM__QHAS_OFF(q4)) continue;
             for (j = 0; j < lanes; j++) {
-                memcpy(&t, g + TFM__QXI(q4) + 4 * (lanes * k + j), 4);
+                memcpy(&t, g + TFM__QXI(q4) + 4 * TFM__QLANE(q4, k, j), 4);
                 off += t;
             }
             *(real ? &offsets : &padding) &= off == (q4 ? -8 : -128) * sum;

@@ -2653,14 +2653,12 @@ TFM__INLINE __m512i tfm__qdot(int q4, const tfm__qwg *w, const tfm__qx *a) {
 #define TFM__QSTREAMS(q4) ((q4) ? 1 : 4)
 #define TFM__QPF(q4) ((q4) ? 0 : 2048)
 #else
-/* The 16 nibble bytes of Q4_0 blocks p and p + 18 (when there), as one vector. Whole groups load
-   32 bytes at p + 2 and p + 4 (both inside the two blocks) and keep a half of each: a blend, where
-   inserting a 16-byte load costs more. */
+/* The 16 nibble bytes of Q4_0 blocks p and p + 18 (those of the nblocks there; zeros for the
+   rest), as one vector. Two blocks load 32 bytes at p + 2 and p + 4 (both inside the two blocks)
+   and keep a half of each: a blend, where inserting a 16-byte load costs more. */
 TFM__INLINE __m256i tfm__q4_pair(const unsigned char *p, int nblocks) {
-    const __m128i a = nblocks > 0 ? _mm_loadu_si128((const __m128i *)(const void *)(p + 2)) : _mm_setzero_si128();
-    const __m128i b = nblocks > 1 ? _mm_loadu_si128((const __m128i *)(const void *)(p + 20)) : _mm_setzero_si128();
     if (nblocks >= 2) return _mm256_blend_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2)), _mm256_loadu_si256((const __m256i *)(const void *)(p + 4)), 0xf0);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1);
+    return _mm256_inserti128_si256(_mm256_setzero_si256(), nblocks == 1 ? _mm_loadu_si128((const __m128i *)(const void *)(p + 2)) : _mm_setzero_si128(), 0);
 }
 
 /* A block's scale bits, 0 past the group's blocks. */

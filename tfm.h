@@ -2651,6 +2651,7 @@ TFM__INLINE __m512i tfm__qdot(int q4, const tfm__qwg *w, const tfm__qx *a) {
    prefetch) ran 15-25% slower on rows held in cache (stories15M), while from memory they gained
    less than the noise of a whole decode, so it reads one row after another. */
 #define TFM__QSTREAMS(q4) ((q4) ? 1 : 4)
+#define TFM__QSTREAMS_SHORT(q4) TFM__QSTREAMS(q4)
 #define TFM__QPF(q4) ((q4) ? 0 : 2048)
 #else
 /* The 16 nibble bytes of Q4_0 blocks p and p + 18 (those of the nblocks there; zeros for the
@@ -2721,6 +2722,11 @@ TFM__INLINE __m256i tfm__qdot(int q4, const tfm__qwg *w, const tfm__qx *a) {
    0.57-0.67, no prefetch 0.46-0.58 (groups of 2 blocks, two streams: 0.55-0.65). On one core of it
    both are bound by their arithmetic: from L2 they run no faster. */
 #define TFM__QSTREAMS(q4) 4
+/* Rows under 1024 values read as two streams: Q4_0 rows of 288 values (stories15M) ran faster so
+   (tools/kernel-bench --in 288 --out 32000, alternating runs: two streams 40-48 G multiply-adds/s
+   on two threads and 21-26 on one, four streams 35-41 and 18-22), TinyLlama's long rows slower
+   (decode 55-60% of the bandwidth on one thread against 64-67%). */
+#define TFM__QSTREAMS_SHORT(q4) ((q4) ? 2 : 4)
 #define TFM__QPF(q4) ((q4) ? 1024 : 2048)
 #endif
 
@@ -2885,7 +2891,8 @@ TFM__INLINE void tfm__qrows_k_q4_0(const void *x, int64_t n, int K, const unsign
 }
 
 TFM__INLINE void tfm__qrows(int q4, const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    if (B == 1) tfm__decode_rows(TFM__QSTREAMS(q4), q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
+    if (B == 1 && W->ne[0] < 1024) tfm__decode_rows(TFM__QSTREAMS_SHORT(q4), q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
+    else if (B == 1) tfm__decode_rows(TFM__QSTREAMS(q4), q4 ? tfm__qrows_k_q4_0 : tfm__qrows_k_q8_0, c->xq, W->ne[0] / TFM_QK, W, y, r0, r1);
     else tfm__qrows_tiles(q4, c, W, B, y, ldy, r0, r1);
 }
 static void tfm__qrows_q8_0(const tfm__mm_ctx *c, const tfm_tensor *W, int B, float *y, int64_t ldy, int64_t r0, int64_t r1) { tfm__qrows(0, c, W, B, y, ldy, r0, r1); }

@@ -2455,8 +2455,9 @@ static void tfm__f16_to_f32(float *dst, const uint16_t *src, int64_t n) { (void)
                                   [VB of float d: each block's scale in its lanes]
    (TFM__QPOS and TFM__QLANE say where a value and a lane's share go). AVX2 packs the four
    blocks' int16 pair sums into one vector before widening (lanes A C A C | B D B D), so its
-   conversions, scales and multiply-adds run once per 4 blocks instead of per 2: 4.7 instead of
-   6.1 cycles per 64 weights of a row from L1 on the Zen 3 it was tuned on (two rows in lockstep).
+   conversions, scales and multiply-adds run once per 4 blocks instead of per 2: 4.8 instead of
+   6.1 cycles per 64 weights of a row from L1 on the Zen 3 it was tuned on (four rows in lockstep;
+   5.0 with two).
    Integer products multiply unsigned by signed bytes. VNNI's vpdpbusd sums them into int32: the
    weights enter as unsigned (Q8_0: q + 128, Q4_0: the raw nibble) and each accumulator starts at
    its lane's share of minus the offset times the block's activation sum. AVX2's vpmaddubsw sums
@@ -2634,8 +2635,8 @@ TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, tfm__qw
     }
 }
 
-/* The integer dot of a weight group (tfm__qload's lo, hi) with an activation group (its q
-   vectors x[0], x[1] and offset terms off), per lane. */
+/* The integer dot of a weight group (tfm__qload's lo in v0, hi in v1) with an activation group
+   (its q vectors x0, x1 and offset terms), per lane. */
 TFM__INLINE __m512i tfm__qdot(int q4, const tfm__qwg *w, const tfm__qx *a) {
     const __m512i s = _mm512_dpbusd_epi32(a->off, w->v0, a->x0);
     return q4 ? _mm512_dpbusd_epi32(s, w->v1, a->x1) : s;
@@ -2669,9 +2670,9 @@ TFM__INLINE uint64_t tfm__q_scale_bits(const unsigned char *p, int k, int nblock
     return d;
 }
 
-/* One weight row's group: Q4_0: the low and high nibbles of blocks A B (v[0], v[1]) and C D
-   (v[2], v[3]) and the scales in the lanes A C A C | B D B D; Q8_0: |q| in v[0], q in v[1], the
-   scale in every lane. Never reads past the group's blocks. */
+/* One weight row's group: Q4_0: the low and high nibbles of blocks A B (v0, v1) and C D (v2, v3)
+   and the scales in the lanes A C A C | B D B D; Q8_0: |q| in v0, q in v1, the scale in every
+   lane. Never reads past the group's blocks. */
 TFM__INLINE void tfm__qload(int q4, const unsigned char *p, int nblocks, tfm__qwg *w) {
     if (q4) {
         const __m256i m = _mm256_set1_epi8(15);
@@ -3382,6 +3383,7 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     const size_t hd = (size_t)hp->head_dim, nq = (size_t)hp->n_head * hd, nkv = (size_t)hp->n_head_kv * hd;
     const size_t heads = (size_t)hp->n_layer * (size_t)hp->n_head_kv; /* per sequence; small */
     const size_t V = (size_t)hp->n_vocab, dim = (size_t)hp->dim, ffn = (size_t)hp->ffn_dim, F = sizeof(float), I = sizeof(int32_t);
+    const size_t wide = tfm__kv_wide_count(&s->cfg, hp);
     size_t max_in = dim;
     if (nq > max_in) max_in = nq;
     if (ffn > max_in) max_in = ffn;
@@ -3405,7 +3407,7 @@ static void tfm__session_layout(tfm_session *s, tfm__arena *a) {
     s->rope_cs_ = (float *)tfm__arena_array(a, B, (size_t)hp->rope_dim + 1, 1, F);
     s->wrow_ = (float *)tfm__arena_array(a, (size_t)s->cfg.n_threads, max_in, 1, F);
     s->wrow_stride_ = (int64_t)max_in;
-    s->kv_wide_ = tfm__kv_wide_count(&s->cfg, hp) ? (float *)tfm__arena_array(a, tfm__kv_wide_count(&s->cfg, hp), 2 * cap, hd, F) : NULL;
+    s->kv_wide_ = wide ? (float *)tfm__arena_array(a, wide, 2 * cap, hd, F) : NULL;
     s->row_logits_ = (float *)tfm__arena_array(a, nseq < B ? nseq : B, V, 1, F);
     s->seq_last_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
     s->seq_count_ = (int32_t *)tfm__arena_array(a, nseq, 1, 1, I);
@@ -3580,6 +3582,11 @@ static void tfm__kv_widen(tfm__kv_wide *w, int32_t seq, const uint16_t *K, const
     w->n = n;
 }
 
+/* Slot `from`'s row of `row` bytes into slot `to` (an eviction fills its hole with the last slot). */
+static void tfm__slot_move(void *base, size_t row, int32_t to, int32_t from) {
+    memcpy((unsigned char *)base + (size_t)to * row, (const unsigned char *)base + (size_t)from * row, row);
+}
+
 /* tfm__attend_f16 over an F32 cache: each query head of the group in turn. */
 static void tfm__attend_f32(float *p, size_t ps, const float *q, float *o, int32_t group, const float *K, const float *V, int64_t n, int64_t hd, float scale) {
     int32_t g;
@@ -3628,13 +3635,13 @@ static void tfm__attend_kv_head(tfm_session *s, const tfm__att_row *r, int32_t k
     if (e >= 0) {
         const int32_t last = n - 1;
         if (e != last) {
-            memcpy(K + (size_t)e * row, K + (size_t)last * row, row);
-            memcpy(V + (size_t)e * row, V + (size_t)last * row, row);
+            tfm__slot_move(K, row, e, last);
+            tfm__slot_move(V, row, e, last);
             pos[e] = pos[last];
             score[e] = score[last];
             if (w) {
-                memcpy(w->k + (size_t)e * (size_t)hd, w->k + (size_t)last * (size_t)hd, (size_t)hd * sizeof(float));
-                memcpy(w->v + (size_t)e * (size_t)hd, w->v + (size_t)last * (size_t)hd, (size_t)hd * sizeof(float));
+                tfm__slot_move(w->k, (size_t)hd * sizeof(float), e, last);
+                tfm__slot_move(w->v, (size_t)hd * sizeof(float), e, last);
             }
         }
         n--;
